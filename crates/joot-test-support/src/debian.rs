@@ -46,11 +46,21 @@ pub fn shared_debian(test: &str) -> Option<SharedDebian> {
     let lock = fs::File::create(dir.join("lock")).expect("shared debian lock file");
     lock.lock().expect("lock shared debian");
     if !marker.exists() {
-        eprintln!("bootstrapping the shared Debian image (once per run) into {}", store_root.display());
+        eprintln!(
+            "bootstrapping the shared Debian image (once per run) into {}",
+            store_root.display()
+        );
         let out = Command::new(joot_bin())
             .arg("--root")
             .arg(&store_root)
-            .args(["bootstrap", "debian:bookworm", "--name", &image, "--variant", "minbase"])
+            .args([
+                "bootstrap",
+                "debian:bookworm",
+                "--name",
+                &image,
+                "--variant",
+                "minbase",
+            ])
             .args(["--include", DEBIAN_INCLUDE])
             .env("JOOT_CONFIG", "/nonexistent/joot-test-config")
             .output()

@@ -25,8 +25,19 @@ fn busybox() -> io::Result<PathBuf> {
 pub fn busybox_rootfs(dest: &Path) -> io::Result<()> {
     let bb = busybox()?;
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/tmp",
-        "run", "home/alice",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "var/tmp",
+        "run",
+        "home/alice",
     ] {
         fs::create_dir_all(dest.join(d))?;
     }
@@ -83,7 +94,11 @@ pub fn busybox_tarball(path: &Path) -> io::Result<()> {
         let meta = fs::symlink_metadata(&full)?;
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        let owner = if rel.starts_with("home/alice") { 1000 } else { 0 };
+        let owner = if rel.starts_with("home/alice") {
+            1000
+        } else {
+            0
+        };
         header.set_uid(owner);
         header.set_gid(owner);
         if meta.file_type().is_symlink() {

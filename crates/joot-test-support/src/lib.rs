@@ -6,8 +6,8 @@
 //! first. With `CI=true` or `JOOT_TEST_STRICT=1` a missing capability panics (CI never skips);
 //! otherwise it prints `SKIP name: reason` and the test returns early.
 
-pub mod fixture;
 mod debian;
+pub mod fixture;
 mod store;
 
 pub use debian::{SharedDebian, shared_debian};
