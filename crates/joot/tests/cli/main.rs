@@ -1,0 +1,9 @@
+//! CLI integration tests: the real `joot` binary, as root, against real mounts. One test binary
+//! with a module per area. Tests that need root or a tool probe first (see joot-test-support):
+//! in CI (CI=true) a missing capability fails, elsewhere the test prints SKIP and returns.
+
+mod bootstrap;
+mod build;
+mod core;
+mod image;
+mod oci;
