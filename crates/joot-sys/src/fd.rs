@@ -1,0 +1,67 @@
+//! File descriptor hygiene between fork and exec: nothing of joot's or of its caller may leak
+//! into a sandbox beyond stdin, stdout and stderr (the class of runc CVE-2024-21626).
+
+use std::io;
+
+/// `close_range(first, u32::MAX, flags)`: closes (or, with `cloexec`, marks close-on-exec)
+/// every descriptor from `first` up. Falls back to a loop over /proc/self/fd on ENOSYS.
+pub fn close_from(first: u32, cloexec: bool) -> io::Result<()> {
+    let flags: libc::c_uint = if cloexec {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
+    // SAFETY: close_range only manipulates this process's fd table.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Ok(n) = entry?.file_name().to_string_lossy().parse::<i32>()
+            && n >= first as i32
+        {
+            fds.push(n);
+        }
+    }
+    for fd in fds {
+        if cloexec {
+            let _ = set_cloexec(fd, true);
+        } else {
+            // SAFETY: closing a raw number; the caller gave up every fd >= first.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// Closes one raw descriptor number (for fds inherited across fork whose owner lives in the
+/// parent's copy of memory).
+pub fn close_raw(fd: i32) {
+    // SAFETY: closing a raw descriptor number; errors (EBADF) are irrelevant here.
+    unsafe { libc::close(fd) };
+}
+
+/// Sets or clears FD_CLOEXEC on a raw descriptor.
+pub fn set_cloexec(fd: i32, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFD/F_SETFD on a descriptor number has no memory effects.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let new = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
+        if libc::fcntl(fd, libc::F_SETFD, new) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

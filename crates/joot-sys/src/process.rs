@@ -1,0 +1,227 @@
+//! Creating the sandbox's first process in new namespaces, and leaving a process without
+//! running any user-space cleanup.
+//!
+//! `clone3(2)` with namespace flags creates the child directly inside its new PID namespace
+//! (it is PID 1 there), so no intermediate `unshare` + second fork is needed. A raw clone
+//! skips glibc's fork handlers, which is harmless in a single-threaded process but can leave
+//! a malloc arena locked in the child of a threaded one (test harnesses, builders). For that
+//! case [`spawn_in_namespaces`] forks first with glibc's `fork()` (which runs the handlers and
+//! leaves a single-threaded copy) and that copy clones with `CLONE_PARENT`, so the sandbox is
+//! still a direct child of the caller (`waitpid` and `PR_SET_PDEATHSIG` refer to the caller).
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+pub use libc::{
+    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
+    CLONE_NEWUTS,
+};
+
+/// `struct clone_args` of `clone3(2)` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Forks like `fork(2)` with extra `CLONE_*` flags. Returns 0 in the child.
+fn raw_clone(flags: u64) -> io::Result<i32> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack duplicates the process like fork;
+    // `args` is a valid, initialised clone_args of the size passed. The child continues on a
+    // copy-on-write copy of this stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret >= 0 {
+        return Ok(ret as i32);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    // Kernels before 5.3 have no clone3: the legacy clone with a NULL stack is fork-like.
+    let legacy_flags = (flags & !(libc::CSIGNAL as u64))
+        | if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        };
+    // SAFETY: as above; x86_64 argument order (flags, stack, ptid, ctid, tls), all unused.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            legacy_flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret as i32)
+}
+
+/// True when the calling process has exactly one thread (from /proc/self/stat).
+pub fn is_single_threaded() -> bool {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return false;
+    };
+    // Field 20 (num_threads); the comm field (2) may contain spaces, so split after ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return false;
+    };
+    rest.split_whitespace().nth(17) == Some("1")
+}
+
+/// Starts `child` in a new process created with the namespace `flags` (`CLONE_NEW*`) and
+/// returns its pid (in the caller's PID namespace). The child runs `child` and exits with its
+/// return value; it never returns into the caller's code.
+///
+/// The new process is a direct child of the caller. If the caller is multi-threaded the child
+/// inherits whatever locks other threads held at the time of the fork (glibc's malloc is made
+/// consistent, Rust's environment and stdio locks are not): `child` must not touch
+/// `std::env` or print through std's stdout/stderr.
+pub fn spawn_in_namespaces<F: FnOnce() -> i32>(flags: u64, child: F) -> io::Result<i32> {
+    if is_single_threaded() {
+        let pid = raw_clone(flags)?;
+        if pid == 0 {
+            run_child(child);
+        }
+        return Ok(pid);
+    }
+    // Threaded caller: fork with glibc (runs the atfork handlers), then clone from that
+    // single-threaded copy with CLONE_PARENT and report the pid back over a pipe.
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: fork() in a threaded process: the child below only calls async-signal-safe
+    // syscalls (clone3, write, _exit) before `run_child`, which runs in the grandchild.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(rd);
+        let res = raw_clone(flags | libc::CLONE_PARENT as u64);
+        match res {
+            Ok(0) => {
+                drop(wr);
+                run_child(child)
+            }
+            Ok(grandchild) => {
+                let msg = (grandchild as i64).to_ne_bytes();
+                let _ = rustix::io::write(&wr, &msg);
+                exit_now(0)
+            }
+            Err(e) => {
+                let msg = (-(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)).to_ne_bytes();
+                let _ = rustix::io::write(&wr, &msg);
+                exit_now(1)
+            }
+        }
+    }
+    drop(wr);
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        match rustix::io::read(&rd, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Reap the intermediate process.
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
+    if got != 8 {
+        return Err(io::Error::other(
+            "namespace helper process died before cloning",
+        ));
+    }
+    let v = i64::from_ne_bytes(buf);
+    if v < 0 {
+        return Err(io::Error::from_raw_os_error(-v as i32));
+    }
+    Ok(v as i32)
+}
+
+fn run_child<F: FnOnce() -> i32>(child: F) -> ! {
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(125);
+    exit_now(code)
+}
+
+/// Forks a plain child (no new namespaces) from a single-threaded process. Returns 0 in the
+/// child. Use only where the caller is known to be single-threaded (the sandbox's init).
+pub fn fork_single_threaded() -> io::Result<i32> {
+    raw_clone(0)
+}
+
+/// Ends the process at once with `code`, without running atexit handlers or flushing std's
+/// buffers (which belong to the parent's copy after a fork).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no user-space state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Creates a pipe whose both ends are close-on-exec.
+pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// Duplicates raw fd `fd` onto fd number `target` (dup3), setting or clearing close-on-exec.
+/// Used between fork and exec to place stdio and the error pipe at fixed numbers.
+pub fn dup_onto(fd: i32, target: i32, cloexec: bool) -> io::Result<()> {
+    if fd == target {
+        return crate::fd::set_cloexec(target, cloexec);
+    }
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: dup3 only manipulates the fd table; an invalid fd yields EBADF.
+    let r = unsafe { libc::dup3(fd, target, flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_without_namespaces_runs_child_and_reports_status() {
+        let pid = spawn_in_namespaces(0, || 7).expect("spawn");
+        let (_, status) = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        )
+        .expect("waitpid")
+        .expect("status");
+        assert_eq!(status.exit_status(), Some(7));
+    }
+}
