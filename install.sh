@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs joot and the system packages it uses, then runs a clean-room demo: a one-shot
+# environment over the host's own root, where installing software changes nothing on the host.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/deps.sh
+cargo install --locked --path crates/joot --root /usr/local
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "== demo: a clean-room environment over the host's root (nothing on the host changes)"
+$SUDO /usr/local/bin/joot run --rm --from host -- sh -c \
+  'echo "inside: hostname=$(hostname) pid=$$"; touch /usr/joot-was-here && ls -l /usr/joot-was-here'
+test ! -e /usr/joot-was-here && echo "host: /usr/joot-was-here does not exist: the host is untouched"
