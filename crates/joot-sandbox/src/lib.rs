@@ -8,6 +8,66 @@
 //! joot and the command: that is where the speed comes from. The [`tool`] module runs host
 //! programs for the other crates, and [`session`] ties environments of the store to runs.
 
+mod child;
+pub mod idmap;
+mod mounts;
+pub mod plan;
+mod run;
+pub mod spec;
 pub mod tool;
+pub mod user;
 
+use std::path::PathBuf;
+
+pub use idmap::IdMap;
+pub use plan::{MountOp, MountPlan};
+pub use run::{run, validate};
+pub use spec::{Bind, CapMode, Net, Rootfs, RunSpec, Upper};
 pub use tool::{Tool, ToolError};
+
+/// Errors of the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bind source {path} does not exist: create it or fix the bind option")]
+    BindSource { path: PathBuf },
+    #[error("invalid run: {0}")]
+    Invalid(String),
+    #[error("cannot create the sandbox process: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error(
+        "cannot write the user namespace id maps: {0} (check /etc/subuid, /etc/subgid and the uidmap package; `joot doctor` tells more)"
+    )]
+    IdMap(#[source] std::io::Error),
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    /// The command could not be executed: `status` is 127 (not found) or 126.
+    #[error("{message}")]
+    Exec {
+        argv0: String,
+        message: String,
+        status: i32,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] joot_store::Error),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+}
+
+impl Error {
+    /// The exit status `joot run` should use for this error: 126/127 for a command that cannot
+    /// be executed or is not found (the podman/docker convention), 125 otherwise.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Error::Exec { status, .. } => *status,
+            _ => 125,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -65,3 +65,13 @@ pub fn set_cloexec(fd: i32, on: bool) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Borrows a raw descriptor number for the rest of the process's life. For the sandbox's
+/// child processes, which hold inherited fds by number until they exec or exit.
+pub fn borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: the caller owns `fd` and never closes it while the borrow is used (the child
+    // processes keep these fds until exec/exit). An fd of -1 is rejected below by the kernel
+    // with EBADF rather than being UB, since BorrowedFd requires != -1.
+    let fd = if fd < 0 { i32::MAX } else { fd };
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
