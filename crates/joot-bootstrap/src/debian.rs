@@ -17,12 +17,12 @@ use crate::tool::Tool;
 pub const MMDEBSTRAP: Tool = Tool {
     name: "mmdebstrap",
     package: "mmdebstrap",
-    reason: "bootstrap Debian-family images",
+    reason: "to bootstrap Debian-family images",
 };
 pub const DEBOOTSTRAP: Tool = Tool {
     name: "debootstrap",
     package: "debootstrap",
-    reason: "bootstrap Debian-family images (mmdebstrap is preferred)",
+    reason: "to bootstrap Debian-family images (mmdebstrap is preferred)",
 };
 
 /// Environment variable naming the `.deb` cache for the hooks.

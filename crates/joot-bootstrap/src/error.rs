@@ -29,12 +29,8 @@ pub enum Error {
     #[error("keyring {} not found: install the Debian package {package} or pass --keyring", path.display())]
     MissingKeyring { path: PathBuf, package: String },
 
-    #[error("{tool} is needed to {reason}: install the Debian package {package}")]
-    MissingTool {
-        tool: String,
-        package: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Tool(#[from] joot_sandbox::ToolError),
 
     #[error("`{argv}` failed ({status}); its last output:\n{tail}")]
     ToolFailed {

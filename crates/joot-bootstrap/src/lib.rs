@@ -68,10 +68,10 @@ fn installer_tool(o: &Options) -> Result<tool::Tool> {
             Ok(rpm::DNF)
         }
         Family::Debian => {
-            if debian::MMDEBSTRAP.find().is_some() {
+            if debian::MMDEBSTRAP.is_present() {
                 return Ok(debian::MMDEBSTRAP);
             }
-            if debian::DEBOOTSTRAP.find().is_some() {
+            if debian::DEBOOTSTRAP.is_present() {
                 tracing::warn!("mmdebstrap not found, falling back to debootstrap");
                 return Ok(debian::DEBOOTSTRAP);
             }

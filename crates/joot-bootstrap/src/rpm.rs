@@ -18,7 +18,7 @@ use crate::tool::Tool;
 pub const DNF: Tool = Tool {
     name: "dnf",
     package: "dnf",
-    reason: "bootstrap RPM-family images",
+    reason: "to bootstrap RPM-family images",
 };
 
 /// Mounts for scriptlets, then execs the installer (`$1` is the target, the rest its argv).

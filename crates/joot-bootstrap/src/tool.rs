@@ -12,56 +12,22 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 
-/// An external program joot needs.
-#[derive(Debug, Clone, Copy)]
-pub struct Tool {
-    pub name: &'static str,
-    /// The Debian package that provides it.
-    pub package: &'static str,
-    /// Why joot needs it, completing "NAME is needed to ...".
-    pub reason: &'static str,
-}
-
-impl Tool {
-    /// The tool's path on `$PATH` (plus the sbin directories), or a `MissingTool` error.
-    pub fn check(&self) -> Result<PathBuf> {
-        self.find().ok_or_else(|| Error::MissingTool {
-            tool: self.name.to_string(),
-            package: self.package.to_string(),
-            reason: self.reason.to_string(),
-        })
-    }
-
-    /// The tool's path, if it is installed.
-    pub fn find(&self) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-            .map(|d| d.join(self.name))
-            .find(|p| is_executable(p))
-    }
-}
-
-fn is_executable(p: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
+pub use joot_sandbox::tool::Tool;
 
 pub const SETPRIV: Tool = Tool {
     name: "setpriv",
     package: "util-linux",
-    reason: "stop installers when joot exits",
+    reason: "to stop installers when joot exits",
 };
 pub const UNSHARE: Tool = Tool {
     name: "unshare",
     package: "util-linux",
-    reason: "run installers in a private mount and PID namespace",
+    reason: "to run installers in a private mount and PID namespace",
 };
 
 /// The argv that runs `argv` isolated as described in the module docs.
@@ -243,14 +209,14 @@ mod tests {
         let t = Tool {
             name: "joot-no-such-tool",
             package: "joot-pkg",
-            reason: "test",
+            reason: "to test",
         };
-        let msg = t.check().unwrap_err().to_string();
+        let msg = crate::Error::from(t.check().unwrap_err()).to_string();
         assert!(
             msg.contains("joot-pkg") && msg.contains("joot-no-such-tool"),
             "{msg}"
         );
-        assert!(SETPRIV.find().is_some());
+        assert!(SETPRIV.is_present());
     }
 
     #[test]
