@@ -94,6 +94,10 @@ pub enum Error {
         seconds: u64,
     },
 
+    /// The store refused something (unknown image, busy env, bad layer).
+    #[error(transparent)]
+    Store(#[from] joot_store::Error),
+
     /// Any other I/O error (fs-err names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),

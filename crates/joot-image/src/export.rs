@@ -337,3 +337,81 @@ fn place(src: &Path, dst: &Path, force: bool) -> Result<()> {
     fs_err::rename(src, dst)?;
     Ok(())
 }
+
+/// The image or env an export reads, resolved in the store.
+#[derive(Debug)]
+pub struct ExportSource {
+    /// The merged tree.
+    pub tree: Tree,
+    /// Identifiers seeded by the layer ids.
+    pub ids: Ids,
+    /// `image NAME` or `env NAME`, for messages.
+    pub what: String,
+    /// Keeps `gc` from removing the layers while they are read.
+    _lease: joot_store::Lease,
+}
+
+/// Resolves `name` as an image, else as an env (its current state: layers plus upper).
+pub fn resolve_source(store: &joot_store::Store, name: &str) -> Result<ExportSource> {
+    let parsed = joot_store::Name::parse(name)?;
+    let lease = store.lease()?;
+    match store.image(&parsed) {
+        Ok(image) => {
+            let layers = image.layers.iter().map(|l| store.layer_root(l)).collect();
+            let ids = Ids::from_seed(&image.layers.iter().map(|l| l.as_str()).collect::<Vec<_>>());
+            return Ok(ExportSource {
+                tree: Tree::Layers(layers),
+                ids,
+                what: format!("image {name}"),
+                _lease: lease,
+            });
+        }
+        Err(joot_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let env = match store.env(&parsed) {
+        Ok(env) => env,
+        Err(joot_store::Error::NotFound { .. }) => {
+            return Err(Error::invalid(format!(
+                "no image or env named {name:?}: see `joot images` and `joot ls`"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if matches!(env.source, joot_store::EnvSource::Host) {
+        return Err(Error::invalid(format!(
+            "env {name} is based on the host's root and cannot be exported: export an image-based env"
+        )));
+    }
+    let mut layers: Vec<PathBuf> = env
+        .source
+        .layers()
+        .iter()
+        .map(|l| store.layer_root(l))
+        .collect();
+    layers.push(store.env_paths(&parsed).upper);
+    let mut seed: Vec<String> = env
+        .source
+        .layers()
+        .iter()
+        .map(|l| l.as_str().to_string())
+        .collect();
+    seed.push(format!("env:{name}"));
+    Ok(ExportSource {
+        tree: Tree::Layers(layers),
+        ids: Ids::from_seed(&seed),
+        what: format!("env {name}"),
+        _lease: lease,
+    })
+}
+
+/// Exports the image or env `name` of `store` as a disk image or EC2 directory.
+pub fn export(
+    store: &joot_store::Store,
+    name: &str,
+    opts: &ExportOptions,
+    rep: &dyn Reporter,
+) -> Result<ExportReport> {
+    let src = resolve_source(store, name)?;
+    export_tree(&src.tree, &src.ids, opts, rep)
+}

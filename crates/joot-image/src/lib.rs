@@ -7,12 +7,16 @@
 //! Everything that can be pure is (formats, sizes, partition layout, identifiers); host tools
 //! run through [`tool::Tool`] so a missing one names its package.
 
+pub mod boot;
 pub mod disk;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod import;
 pub mod layout;
+pub mod parttable;
 pub mod qemu_img;
+pub mod rootwriter;
 pub mod tool;
 pub mod tree;
 
