@@ -3,17 +3,283 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use common::{Fixture, assert_nothing_mounted_under};
-use joot_sandbox::run;
+use joot_sandbox::{Bind, CapMode, Error, Net, Upper, run};
+
+fn root(name: &str) -> bool {
+    joot_test_support::require_root(name)
+}
 
 #[test]
 fn exit_codes_are_the_commands() {
-    if !joot_test_support::require_root("exit_codes_are_the_commands") {
+    if !root("exit_codes_are_the_commands") {
         return;
     }
     let f = Fixture::new("exit");
     assert_eq!(run(&f.sh("true")).unwrap(), 0);
     assert_eq!(run(&f.sh("exit 3")).unwrap(), 3);
     assert_eq!(run(&f.sh("kill -9 $$")).unwrap(), 128 + 9);
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn exec_failures_are_127_and_126_with_a_clear_message() {
+    if !root("exec_failures_are_127_and_126_with_a_clear_message") {
+        return;
+    }
+    let f = Fixture::new("execfail");
+    let mut spec = f.sh("");
+    spec.argv = vec!["no-such-command".into()];
+    let err = run(&spec).unwrap_err();
+    assert_eq!(err.exit_status(), 127, "{err}");
+    assert!(err.to_string().contains("no-such-command"), "{err}");
+
+    std::fs::write(f.rootfs().join("bin/notexec"), "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::set_permissions(
+        f.rootfs().join("bin/notexec"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    spec.argv = vec!["/bin/notexec".into()];
+    let err = run(&spec).unwrap_err();
+    assert!(matches!(err, Error::Exec { status: 126, .. }), "{err:?}");
+    assert!(err.to_string().contains("cannot execute"), "{err}");
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn init_is_pid_1_and_the_command_pid_2() {
+    if !root("init_is_pid_1_and_the_command_pid_2") {
+        return;
+    }
+    let f = Fixture::new("pid");
+    let code = run(&f.sh(
+        "echo $$ > /out/pid; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' ' > /out/pids",
+    ))
+    .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(f.read("pid").trim(), "2");
+    assert!(f.read("pids").starts_with("1 2 "), "{}", f.read("pids"));
+}
+
+#[test]
+fn hostname_hosts_and_resolv_conf_copy() {
+    if !root("hostname_hosts_and_resolv_conf_copy") {
+        return;
+    }
+    let f = Fixture::new("hostname");
+    let before = std::fs::read("/etc/resolv.conf").ok();
+    let mut spec = f.sh(
+        "hostname > /out/h; cat /etc/hostname > /out/eh; cat /etc/hosts > /out/hosts; \
+         echo '# joot test' >> /etc/resolv.conf; echo $HOSTNAME $container > /out/env",
+    );
+    spec.hostname = "box1".into();
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_eq!(f.read("h").trim(), "box1");
+    assert_eq!(f.read("eh").trim(), "box1");
+    assert!(f.read("hosts").contains("box1"));
+    assert_eq!(f.read("env").trim(), "box1 joot");
+    // The run wrote to its copy, never to the host's file.
+    assert_eq!(std::fs::read("/etc/resolv.conf").ok(), before);
+}
+
+#[test]
+fn proc_is_masked_and_sys_read_only() {
+    if !root("proc_is_masked_and_sys_read_only") {
+        return;
+    }
+    let f = Fixture::new("proc");
+    let code = run(&f.sh(
+        "wc -c < /proc/keys > /out/keys; wc -c < /proc/timer_list > /out/timer_list; ls /proc/acpi | wc -l > /out/acpi; \
+         (echo h > /proc/sysrq-trigger) 2>/dev/null && echo writable > /out/sysrq || echo denied > /out/sysrq; \
+         (touch /sys/joot) 2>/dev/null && echo writable > /out/sys || echo denied > /out/sys; \
+         (echo x > /proc/sys/kernel/hostname) 2>/dev/null && echo writable > /out/procsys || echo denied > /out/procsys; \
+         (cat /proc/1/exe > /dev/null) 2>/dev/null && echo readable > /out/exe || echo denied > /out/exe; \
+         ls /dev | tr '\\n' ' ' > /out/dev",
+    ))
+    .unwrap();
+    assert_eq!(code, 0);
+    // Masked files read as empty (/dev/null), masked directories as empty.
+    assert_eq!(f.read("keys").trim(), "0");
+    assert_eq!(f.read("timer_list").trim(), "0");
+    assert_eq!(f.read("acpi").trim(), "0");
+    assert_eq!(f.read("sysrq").trim(), "denied");
+    assert_eq!(f.read("sys").trim(), "denied");
+    assert_eq!(f.read("procsys").trim(), "denied");
+    // Non-dumpable init: the joot binary is not reachable through /proc/1/exe.
+    assert_eq!(f.read("exe").trim(), "denied");
+    let dev = f.read("dev");
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm",
+    ] {
+        assert!(dev.split(' ').any(|x| x == d), "/dev lacks {d}: {dev}");
+    }
+    assert!(!dev.contains("sda") && !dev.contains("kmsg"), "{dev}");
+}
+
+#[test]
+fn mount_fails_with_default_caps_and_works_privileged() {
+    if !root("mount_fails_with_default_caps_and_works_privileged") {
+        return;
+    }
+    let f = Fixture::new("caps");
+    let script = "mkdir -p /m && mount -t tmpfs none /m";
+    assert_ne!(run(&f.sh(script)).unwrap(), 0);
+    let mut spec = f.sh(script);
+    spec.caps = CapMode::All;
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn no_fd_leaks_into_the_sandbox() {
+    if !root("no_fd_leaks_into_the_sandbox") {
+        return;
+    }
+    let f = Fixture::new("fds");
+    // Descriptors without close-on-exec, numbered above 3.
+    let mut leaked = Vec::new();
+    while leaked.last().is_none_or(|fd: &std::os::fd::OwnedFd| {
+        use std::os::fd::AsRawFd;
+        fd.as_raw_fd() < 20
+    }) {
+        leaked.push(rustix::io::dup(rustix::stdio::stdin()).unwrap());
+    }
+    let code = run(&f.sh("exec ls /proc/self/fd > /out/fds")).unwrap();
+    assert_eq!(code, 0);
+    let fds: Vec<u32> = f
+        .read("fds")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    // 0, 1, 2 and the directory ls is reading.
+    assert!(fds.iter().all(|&fd| fd <= 3), "leaked fds: {fds:?}");
+    drop(leaked);
+}
+
+#[test]
+fn bind_targets_resolve_inside_the_root() {
+    if !root("bind_targets_resolve_inside_the_root") {
+        return;
+    }
+    let f = Fixture::new("bindroot");
+    // The image has /data -> /etc (absolute) and /data2 -> ../../../../etc (relative escape).
+    std::os::unix::fs::symlink("/etc", f.rootfs().join("data")).unwrap();
+    std::os::unix::fs::symlink("../../../../etc", f.rootfs().join("data2")).unwrap();
+    let src = f.path().join("bindsrc");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("marker"), "from-host-dir\n").unwrap();
+    for dst in ["/data", "/data2"] {
+        let mut spec = f.sh("cat /etc/marker > /out/marker; test -e /etc/passwd && echo has-passwd > /out/passwd || echo covered > /out/passwd");
+        spec.binds.push(Bind {
+            src: src.clone(),
+            dst: dst.into(),
+            ro: true,
+            recursive: false,
+        });
+        assert_eq!(run(&spec).unwrap(), 0, "{dst}");
+        // The bind covered the IMAGE's /etc, nothing of the host.
+        assert_eq!(f.read("marker").trim(), "from-host-dir");
+        assert_eq!(f.read("passwd").trim(), "covered");
+        assert!(!std::path::Path::new("/etc/marker").exists());
+    }
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn missing_bind_source_is_an_error_before_anything_starts() {
+    let f = Fixture::new("bindmissing");
+    let mut spec = f.sh("true");
+    spec.binds.push(Bind {
+        src: f.path().join("nope"),
+        dst: "/nope".into(),
+        ro: false,
+        recursive: false,
+    });
+    let err = run(&spec).unwrap_err();
+    assert!(matches!(err, Error::BindSource { .. }), "{err:?}");
+    assert!(err.to_string().contains("nope"));
+}
+
+#[test]
+fn net_none_has_only_loopback_up() {
+    if !root("net_none_has_only_loopback_up") {
+        return;
+    }
+    let f = Fixture::new("netnone");
+    let mut spec = f.sh("ip -o link > /out/links; ls /sys/class/net > /out/sysnet");
+    spec.net = Net::None;
+    assert_eq!(run(&spec).unwrap(), 0);
+    let links = f.read("links");
+    let lines: Vec<&str> = links.lines().collect();
+    assert_eq!(lines.len(), 1, "{links}");
+    assert!(
+        lines[0].contains(": lo:") && lines[0].contains("UP"),
+        "{links}"
+    );
+    assert_eq!(f.read("sysnet").trim(), "lo");
+}
+
+#[test]
+fn user_workdir_and_env() {
+    if !root("user_workdir_and_env") {
+        return;
+    }
+    let f = Fixture::new("user");
+    let mut spec = f.sh("id -u > /out/uid; id -G > /out/groups; pwd > /out/pwd; echo $HOME $FOO > /out/env; grep ^CapEff /proc/self/status > /out/caps");
+    std::fs::set_permissions(f.out(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    spec.user = Some("alice".into());
+    spec.cwd = Some("/home/alice/work".into());
+    spec.env.push(("FOO".into(), "bar".into()));
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_eq!(f.read("uid").trim(), "1000");
+    assert_eq!(f.read("groups").trim(), "1000 100");
+    assert_eq!(f.read("pwd").trim(), "/home/alice/work");
+    assert_eq!(f.read("env").trim(), "/home/alice bar");
+    assert!(
+        f.read("caps").trim().ends_with("0000000000000000"),
+        "{}",
+        f.read("caps")
+    );
+}
+
+#[test]
+fn env_upper_persists_and_image_is_untouched() {
+    if !root("env_upper_persists_and_image_is_untouched") {
+        return;
+    }
+    let f = Fixture::new("upper");
+    let upper = f.path().join("upper");
+    let work = f.path().join("work");
+    std::fs::create_dir_all(&upper).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let with_upper = |script: &str| {
+        let mut s = f.sh(script);
+        s.rootfs.upper = Upper::Dir {
+            upper: upper.clone(),
+            work: work.clone(),
+            volatile: false,
+        };
+        s
+    };
+    assert_eq!(
+        run(&with_upper("echo kept > /root/state; rm /etc/os-release")).unwrap(),
+        0
+    );
+    assert_eq!(
+        run(&with_upper(
+            "cat /root/state > /out/state; test ! -e /etc/os-release"
+        ))
+        .unwrap(),
+        0
+    );
+    assert_eq!(f.read("state").trim(), "kept");
+    assert!(f.rootfs().join("etc/os-release").exists());
+    assert!(!f.rootfs().join("root/state").exists());
+    // A --rm run (tmpfs upper) leaves nothing.
+    assert_eq!(run(&f.sh("echo gone > /root/tmp-state")).unwrap(), 0);
+    assert!(!f.rootfs().join("root/tmp-state").exists());
     assert_nothing_mounted_under(f.path());
 }
