@@ -12,7 +12,9 @@ mod child;
 pub mod idmap;
 mod mounts;
 pub mod plan;
+mod rootfs;
 mod run;
+pub mod session;
 pub mod spec;
 pub mod tool;
 pub mod user;
@@ -21,7 +23,9 @@ use std::path::PathBuf;
 
 pub use idmap::IdMap;
 pub use plan::{MountOp, MountPlan};
+pub use rootfs::with_rootfs;
 pub use run::{run, validate};
+pub use session::{Base, RunRequest};
 pub use spec::{Bind, CapMode, Net, Rootfs, RunSpec, Upper};
 pub use tool::{Tool, ToolError};
 

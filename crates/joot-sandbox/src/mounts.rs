@@ -162,6 +162,24 @@ impl Executor {
         })
     }
 
+    /// Mounts the scratch tmpfs on `target` in the CALLER's (the host's) mount namespace,
+    /// without touching propagation: for `joot mount`.
+    pub(crate) fn new_in_host(target: &Path) -> SetupResult<Executor> {
+        let scratch = ctx(tmpfs(0o700, None, m::MountAttrFlags::empty()), || {
+            "mount scratch tmpfs".into()
+        })?;
+        let mp = cpath(target);
+        ctx(m::attach_path(scratch.as_fd(), &mp), || {
+            format!("mount scratch tmpfs on {}", target.display())
+        })?;
+        Ok(Executor {
+            mount_point: mp,
+            scratch,
+            root: None,
+            files: 0,
+        })
+    }
+
     /// Applies `plan` and returns the fd of the finished root.
     pub(crate) fn apply(mut self, plan: &MountPlan) -> SetupResult<OwnedFd> {
         for op in &plan.ops {
@@ -300,10 +318,12 @@ impl Executor {
                 volatile,
                 userxattr,
             } => self.overlay(lowers, upper.as_ref(), *volatile, *userxattr),
-            MountOp::BindRoot { src } => {
+            MountOp::BindRoot { src, ro } => {
                 let what = || format!("bind root {}", src.display());
                 let mnt = ctx(m::clone_tree(rustix::fs::CWD, &cpath(src), false), what)?;
-                ctx(m::set_attr(mnt.as_fd(), m::ATTR_RDONLY, 0, 0, false), what)?;
+                if *ro {
+                    ctx(m::set_attr(mnt.as_fd(), m::ATTR_RDONLY, 0, 0, false), what)?;
+                }
                 self.attach_root(mnt)
             }
             MountOp::Proc { dst } => {

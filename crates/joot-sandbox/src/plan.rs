@@ -43,7 +43,7 @@ pub enum MountOp {
     },
     /// The root: a read-only bind of one directory (a single lower without upper; overlay
     /// needs two lowers when it has no upper).
-    BindRoot { src: PathBuf },
+    BindRoot { src: PathBuf, ro: bool },
     /// A fresh procfs (of the run's PID namespace).
     Proc { dst: String },
     /// A read-only sysfs; where the kernel refuses (a user namespace that does not own the
@@ -145,8 +145,9 @@ impl MountPlan {
         let mut ops = Vec::new();
         let lowers = spec.rootfs.lowers.clone();
         match &spec.rootfs.upper {
-            Upper::None if lowers.len() == 1 => ops.push(MountOp::BindRoot {
+            Upper::None | Upper::Shared if lowers.len() == 1 => ops.push(MountOp::BindRoot {
                 src: lowers[0].clone(),
+                ro: spec.rootfs.upper == Upper::None,
             }),
             upper => {
                 let (upper, volatile) = match upper {
@@ -162,7 +163,7 @@ impl MountPlan {
                         *volatile,
                     ),
                     Upper::Tmpfs => (Some(OverlayUpper::Scratch), false),
-                    Upper::None => (None, false),
+                    Upper::None | Upper::Shared => (None, false),
                 };
                 ops.push(MountOp::Overlay {
                     lowers,
@@ -380,7 +381,13 @@ mod tests {
             upper: Upper::None,
         };
         let plan = MountPlan::build(&s, &HostFiles::default());
-        assert_eq!(plan.ops[0], MountOp::BindRoot { src: "/".into() });
+        assert_eq!(
+            plan.ops[0],
+            MountOp::BindRoot {
+                src: "/".into(),
+                ro: true
+            }
+        );
         s.rootfs.lowers.push("/l/c".into());
         let plan = MountPlan::build(&s, &HostFiles::default());
         assert!(matches!(&plan.ops[0], MountOp::Overlay { upper: None, .. }));

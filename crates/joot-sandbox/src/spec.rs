@@ -29,6 +29,9 @@ pub enum Upper {
     Tmpfs,
     /// Read-only root.
     None,
+    /// `lowers` is a single, already mounted, writable tree (a `joot mount`ed env): bind it
+    /// read-write as the root.
+    Shared,
 }
 
 /// Network mode.
