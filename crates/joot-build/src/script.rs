@@ -82,11 +82,39 @@ pub fn packages(p: &Packages, pm: PackageManager) -> String {
     s
 }
 
-/// `users`: shadow's useradd/usermod when present, else busybox adduser/addgroup.
+/// Appends `user` to the member list of `group` in /etc/group (minimal images without
+/// shadow's tools or busybox's adduser).
+const ADD_MEMBER: &str = r#"joot_add_member() {
+  grep -q "^$1:" /etc/group || { echo "joot: group $1 does not exist in the image" >&2; exit 1; }
+  awk -F: -v OFS=: -v g="$1" -v u="$2" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) { print; next }; $4 = ($4 == "" ? u : $4 "," u) } { print }' /etc/group > /etc/group.joot-new
+  cat /etc/group.joot-new > /etc/group
+  rm -f /etc/group.joot-new
+}
+joot_set_password() {
+  if command -v chpasswd >/dev/null 2>&1; then
+    printf '%s:%s\n' "$1" "$2" | chpasswd -e
+  else
+    f=/etc/passwd; [ -f /etc/shadow ] && f=/etc/shadow
+    awk -F: -v OFS=: -v u="$1" -v p="$2" '$1 == u { $2 = p } { print }' "$f" > "$f.joot-new"
+    cat "$f.joot-new" > "$f"
+    rm -f "$f.joot-new"
+  fi
+}
+"#;
+
+/// `users`: shadow's useradd/usermod when present, else busybox adduser/addgroup, else direct
+/// edits of /etc/passwd, /etc/group and /etc/shadow (minimal images).
 pub fn users(users: &[User]) -> String {
     let mut s = String::from("set -e\n");
+    s.push_str(ADD_MEMBER);
     for u in users {
         let name = quote(&u.name);
+        let home = quote(
+            &u.home
+                .clone()
+                .unwrap_or_else(|| format!("/home/{}", u.name)),
+        );
+        let shell = quote(u.shell.as_deref().unwrap_or("/bin/sh"));
         let mut add = String::from("useradd -m");
         let mut bb = String::from("adduser -D");
         let mut modify = String::new();
@@ -94,14 +122,14 @@ pub fn users(users: &[User]) -> String {
             add.push_str(&format!(" -u {uid}"));
             bb.push_str(&format!(" -u {uid}"));
         }
-        if let Some(shell) = &u.shell {
-            add.push_str(&format!(" -s {}", quote(shell)));
-            bb.push_str(&format!(" -s {}", quote(shell)));
-            modify.push_str(&format!(" -s {}", quote(shell)));
+        if let Some(sh) = &u.shell {
+            add.push_str(&format!(" -s {}", quote(sh)));
+            bb.push_str(&format!(" -s {}", quote(sh)));
+            modify.push_str(&format!(" -s {}", quote(sh)));
         }
-        if let Some(home) = &u.home {
-            add.push_str(&format!(" -d {}", quote(home)));
-            bb.push_str(&format!(" -h {}", quote(home)));
+        if u.home.is_some() {
+            add.push_str(&format!(" -d {home}"));
+            bb.push_str(&format!(" -h {home}"));
         }
         if u.system {
             add.push_str(" -r");
@@ -120,17 +148,27 @@ pub fn users(users: &[User]) -> String {
         } else {
             s.push_str(&format!("    usermod{modify} {name}\n"));
         }
-        s.push_str(&format!("  else\n    {add} {name}\n  fi\nelse\n"));
+        s.push_str(&format!("  else\n    {add} {name}\n  fi\n"));
+        s.push_str("elif command -v adduser >/dev/null 2>&1; then\n");
         s.push_str(&format!("  id -u {name} >/dev/null 2>&1 || {bb} {name}\n"));
         for g in &u.groups {
             s.push_str(&format!("  addgroup {name} {}\n", quote(g)));
         }
+        s.push_str("else\n");
+        let uid_expr = match u.uid {
+            Some(uid) => uid.to_string(),
+            None => "$(awk -F: 'BEGIN { m = 999 } $3 > m && $3 < 60000 { m = $3 } END { print m + 1 }' /etc/passwd)".into(),
+        };
+        s.push_str(&format!(
+            "  if ! grep -q \"^{n}:\" /etc/passwd; then\n    uid={uid_expr}\n    grep -q \"^{n}:\" /etc/group || echo \"{n}:x:$uid:\" >> /etc/group\n    gid=$(awk -F: -v g={name} '$1 == g {{ print $3 }}' /etc/group)\n    echo \"{n}:x:$uid:$gid::\"{home}\":\"{shell} >> /etc/passwd\n    if [ -f /etc/shadow ]; then echo \"{n}:!:1::::::\" >> /etc/shadow; fi\n    mkdir -p {home}\n    chown \"$uid:$gid\" {home}\n  fi\n",
+            n = u.name
+        ));
+        for g in &u.groups {
+            s.push_str(&format!("  joot_add_member {} {name}\n", quote(g)));
+        }
         s.push_str("fi\n");
         if let Some(pw) = &u.password {
-            s.push_str(&format!(
-                "printf '%s:%s\\n' {name} {} | chpasswd -e\n",
-                quote(pw)
-            ));
+            s.push_str(&format!("joot_set_password {name} {}\n", quote(pw)));
         }
         if u.sudo {
             s.push_str(&format!(
