@@ -485,7 +485,45 @@ impl Executor {
                     Err(e) => Err(format!("{}: {e}", what())),
                 }
             }
-            MountOp::File { dst, content } => {
+            MountOp::Dir { dst, mode } => {
+                let what = || format!("create directory {dst}");
+                let t = ctx(ensure_in_root(self.root()?, dst, Kind::Dir), what)?;
+                ctx(
+                    rustix::fs::chmodat(
+                        rustix::fs::CWD,
+                        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&t)).as_str(),
+                        Mode::from_raw_mode(*mode),
+                        rustix::fs::AtFlags::empty(),
+                    )
+                    .map_err(Into::into),
+                    what,
+                )
+            }
+            MountOp::File {
+                dst,
+                content,
+                in_place: true,
+            } => {
+                let what = || format!("write {dst}");
+                let f = match rustix::fs::openat2(
+                    self.root()?,
+                    rel(dst),
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                ) {
+                    Ok(f) => f,
+                    // No /etc, a dangling symlink's missing dir, or a read-only root: skip.
+                    Err(Errno::NOENT) | Err(Errno::ROFS) => return Ok(()),
+                    Err(e) => return Err(format!("{}: {e}", what())),
+                };
+                ctx(std::fs::File::from(f).write_all(content), what)
+            }
+            MountOp::File {
+                dst,
+                content,
+                in_place: false,
+            } => {
                 let what = || format!("bind generated {dst}");
                 self.files += 1;
                 let name = format!("file{}", self.files);

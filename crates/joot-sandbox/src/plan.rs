@@ -80,8 +80,15 @@ pub enum MountOp {
     /// A symlink `dst -> target`.
     Symlink { target: String, dst: String },
     /// A file written on the scratch tmpfs and bound onto `dst`. Skipped when `dst` is missing
-    /// and cannot be created (read-only root).
-    File { dst: String, content: Vec<u8> },
+    /// and cannot be created (read-only root). With `in_place` (a `--rm` run, whose upper is
+    /// thrown away) the content is written into the root instead: no mount needed.
+    File {
+        dst: String,
+        content: Vec<u8>,
+        in_place: bool,
+    },
+    /// A directory with `mode` (created, or its mode set if it exists).
+    Dir { dst: String, mode: u32 },
     /// Hide `dst`: /dev/null over a file, an empty read-only tmpfs over a directory. Skipped
     /// when `dst` does not exist.
     MaskPath { dst: String },
@@ -199,7 +206,7 @@ impl MountPlan {
         ops.push(MountOp::Tmpfs {
             dst: "/dev".into(),
             mode: 0o755,
-            size: Some("64k".into()),
+            size: None,
             nosuid: true,
             nodev: userns,
             noexec: true,
@@ -236,14 +243,10 @@ impl MountPlan {
             target: "pts/ptmx".into(),
             dst: "/dev/ptmx".into(),
         });
-        ops.push(MountOp::Tmpfs {
+        // /dev/shm is a directory of the /dev tmpfs (one mount less on every run).
+        ops.push(MountOp::Dir {
             dst: "/dev/shm".into(),
             mode: 0o1777,
-            size: None,
-            nosuid: true,
-            nodev: true,
-            noexec: true,
-            ro: false,
         });
         for (link, target) in [
             ("fd", "/proc/self/fd"),
@@ -273,19 +276,23 @@ impl MountPlan {
             ro: false,
         });
 
+        let in_place = spec.rootfs.upper == Upper::Tmpfs;
         if let Some(resolv) = &host.resolv_conf {
             ops.push(MountOp::File {
                 dst: "/etc/resolv.conf".into(),
                 content: resolv.clone(),
+                in_place,
             });
         }
         ops.push(MountOp::File {
             dst: "/etc/hosts".into(),
             content: hosts_file(&spec.hostname).into_bytes(),
+            in_place,
         });
         ops.push(MountOp::File {
             dst: "/etc/hostname".into(),
             content: format!("{}\n", spec.hostname).into_bytes(),
+            in_place,
         });
 
         for Bind {
@@ -336,6 +343,7 @@ mod tests {
                 | MountOp::Console { dst }
                 | MountOp::Symlink { dst, .. }
                 | MountOp::File { dst, .. }
+                | MountOp::Dir { dst, .. }
                 | MountOp::MaskPath { dst }
                 | MountOp::ReadOnlyPath { dst } => Some(dst.clone()),
                 _ => None,
@@ -511,11 +519,25 @@ mod tests {
         );
         assert!(plan.ops.contains(&MountOp::File {
             dst: "/etc/resolv.conf".into(),
-            content: b"nameserver 10.0.0.1\n".to_vec()
+            content: b"nameserver 10.0.0.1\n".to_vec(),
+            in_place: true,
         }));
         assert!(plan.ops.contains(&MountOp::File {
             dst: "/etc/hostname".into(),
-            content: b"web\n".to_vec()
+            content: b"web\n".to_vec(),
+            in_place: true,
+        }));
+        // An env's files are bound, never written into its upper.
+        s.rootfs.upper = Upper::Dir {
+            upper: "/u".into(),
+            work: "/w".into(),
+            volatile: false,
+        };
+        let plan = MountPlan::build(&s, &host);
+        assert!(plan.ops.contains(&MountOp::File {
+            dst: "/etc/hostname".into(),
+            content: b"web\n".to_vec(),
+            in_place: false,
         }));
         assert!(plan.ops.contains(&MountOp::Console {
             dst: "/dev/console".into()
