@@ -7,7 +7,7 @@
 //!
 //! Reproducibility: the ext4 UUID and hash seed come from [`Ids`], the owner of `/` is fixed
 //! with `root_owner`, and every tool that stamps times runs with the fixed `epoch`
-//! (`E2FSPROGS_FAKE_TIME`, `mkfs.vfat --invariant`, mtools with preserved source times).
+//! (`E2FSPROGS_FAKE_TIME`, `mkfs.vfat --invariant`, mtools with `SOURCE_DATE_EPOCH`).
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -96,7 +96,7 @@ impl Ext4Spec {
             .args(["-F", "-q", "-t", "ext4", "-L", ROOT_LABEL, "-U", &self.uuid])
             .arg("-E")
             .arg(format!(
-                "offset={},hash_seed={},root_owner=0:0,nodiscard,lazy_itable_init=0",
+                "offset={},hash_seed={},root_owner=0:0,nodiscard",
                 self.offset, self.hash_seed
             ))
             .arg("-d")
@@ -197,7 +197,13 @@ pub fn kernel_cmdline(root_uuid: &str) -> String {
 
 /// Builds the FAT32 EFI system partition at `part` and copies `files` (ESP path, host path)
 /// into it with mtools, without mounting.
-pub fn make_esp(disk: &Path, part: &Partition, ids: &Ids, files: &[(&str, &Path)]) -> Result<()> {
+pub fn make_esp(
+    disk: &Path,
+    part: &Partition,
+    ids: &Ids,
+    files: &[(&str, &Path)],
+    epoch: u64,
+) -> Result<()> {
     let mut cmd = tool::MKFS_VFAT.command()?;
     // -s 2: 1 KiB clusters; without it a 256 MiB FAT32 has too few root directory slots for
     // mtools. --invariant: no time-based or random values (volume id given with -i).
@@ -224,6 +230,7 @@ pub fn make_esp(disk: &Path, part: &Partition, ids: &Ids, files: &[(&str, &Path)
     for d in &dirs {
         let mut cmd = tool::MMD.command()?;
         cmd.env("MTOOLS_SKIP_CHECK", "1")
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
             .arg("-i")
             .arg(&image)
             .arg(format!("::{d}"));
@@ -231,8 +238,10 @@ pub fn make_esp(disk: &Path, part: &Partition, ids: &Ids, files: &[(&str, &Path)
     }
     for (dest, src) in files {
         let mut cmd = tool::MCOPY.command()?;
+        // Without -m mtools stamps "now", which SOURCE_DATE_EPOCH pins.
         cmd.env("MTOOLS_SKIP_CHECK", "1")
-            .args(["-m", "-i"])
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .arg("-i")
             .arg(&image)
             .arg(src)
             .arg(format!("::{dest}"));
@@ -284,8 +293,8 @@ pub fn make_uki(out: &Path, kernel: &Kernel, cmdline: &str, os_release: &[u8]) -
     Ok(())
 }
 
-/// Zeroes the COFF TimeDateStamp of a PE file (objcopy stamps the current time), so the UKI is
-/// reproducible. PE/COFF spec: e_lfanew at 0x3c, then "PE\0\0", machine (2), sections (2),
+/// Zeroes the COFF TimeDateStamp of a PE file (objcopy stamps the current time) and the
+/// checksum that covered it, so the UKI is reproducible. PE/COFF spec: e_lfanew at 0x3c, then "PE\0\0", machine (2), sections (2),
 /// TimeDateStamp (4).
 fn clear_pe_timestamp(path: &Path) -> Result<()> {
     let mut f = OpenOptions::new().read(true).write(true).open(path)?;
@@ -302,6 +311,8 @@ fn clear_pe_timestamp(path: &Path) -> Result<()> {
         )));
     }
     f.write_all_at(&[0u8; 4], pe + 8)?;
+    // The optional header's CheckSum (PE+24+64) covered the old stamp; firmware ignores it.
+    f.write_all_at(&[0u8; 4], pe + 24 + 64)?;
     Ok(())
 }
 

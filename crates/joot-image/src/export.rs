@@ -249,7 +249,13 @@ fn export_disk(
             .part(PartKind::Esp)
             .expect("bootable layout has an ESP");
         rep.step("building the EFI system partition");
-        disk::make_esp(&raw, esp, ids, &[("/EFI/BOOT/BOOTX64.EFI", uki.as_path())])?;
+        disk::make_esp(
+            &raw,
+            esp,
+            ids,
+            &[("/EFI/BOOT/BOOTX64.EFI", uki.as_path())],
+            opts.epoch,
+        )?;
         rep.step("installing GRUB for BIOS");
         let bios = layout
             .part(PartKind::BiosBoot)
