@@ -55,6 +55,28 @@ pub enum Base {
     Distro(String),
     /// A rootfs tarball on the host (resolved against the recipe's directory).
     Tarball(PathBuf),
+    /// A registry reference (`localhost:5000/team/app:1.0`), pulled when missing.
+    Reference(String),
+}
+
+impl Base {
+    /// What `from:` said (the tarball as resolved).
+    pub fn label(&self) -> String {
+        match self {
+            Base::Image(s) | Base::Distro(s) | Base::Reference(s) => s.clone(),
+            Base::Tarball(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A first path component with a dot or a port, or `localhost`: a registry reference.
+fn looks_like_reference(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((host, rest)) => {
+            !rest.is_empty() && (host.contains('.') || host.contains(':') || host == "localhost")
+        }
+        None => false,
+    }
 }
 
 /// One step.
@@ -344,7 +366,7 @@ fn parse_step(index: usize, node: &Node, cx: &mut Cx<'_>) -> Option<Step> {
 }
 
 fn parse_base(s: &str, loc: Loc, dir: &Path, sink: &mut Sink) -> Option<Base> {
-    let looks_like_path = s.starts_with('/')
+    let looks_like_path = (s.starts_with('/') && !looks_like_reference(s))
         || s.starts_with("./")
         || s.starts_with("../")
         || [
@@ -365,6 +387,9 @@ fn parse_base(s: &str, loc: Loc, dir: &Path, sink: &mut Sink) -> Option<Base> {
             return None;
         }
         return Some(Base::Tarball(p));
+    }
+    if looks_like_reference(s) {
+        return Some(Base::Reference(s.to_string()));
     }
     if let Some((distro, release)) = s.split_once(':') {
         let part = |p: &str| {

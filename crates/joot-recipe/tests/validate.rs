@@ -244,6 +244,16 @@ fn bases() {
     assert!(r.steps.is_empty());
     let r = ok(d.path(), "version: 1\nfrom: my-image\nsteps: []\n");
     assert_eq!(r.from, Base::Image("my-image".into()));
+    let r = ok(
+        d.path(),
+        "version: 1\nfrom: localhost:5000/team/app:1.0\nsteps: []\n",
+    );
+    assert_eq!(
+        r.from,
+        Base::Reference("localhost:5000/team/app:1.0".into())
+    );
+    let r = ok(d.path(), "version: 1\nfrom: rocky:9\nsteps: []\n");
+    assert_eq!(r.from, Base::Distro("rocky:9".into()));
 }
 
 #[test]

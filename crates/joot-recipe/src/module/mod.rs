@@ -216,12 +216,12 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    let multi = s.trim().lines().count() > 1;
+    let n = s.trim().lines().filter(|l| !l.trim().is_empty()).count();
     if line.chars().count() > max {
         let cut: String = line.chars().take(max - 3).collect();
         format!("{cut}...")
-    } else if multi {
-        format!("{line} ...")
+    } else if n > 1 {
+        format!("{line} (+{} lines)", n - 1)
     } else {
         line.to_string()
     }
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn summaries_are_one_line() {
-        assert_eq!(truncate("echo a\necho b\n", 72), "echo a ...");
+        assert_eq!(truncate("echo a\necho b\n", 72), "echo a (+1 lines)");
         assert_eq!(truncate(&"x".repeat(100), 10), "xxxxxxx...");
     }
 }
