@@ -38,6 +38,8 @@ pub(crate) struct ChildCtx {
     /// setgroups(2) is allowed (no user namespace, or one with full maps).
     pub setgroups: bool,
     pub tty_slave: Option<i32>,
+    /// Block until the parent writes the id maps (user namespace runs).
+    pub wait_for_parent: bool,
     pub sync_rd: i32,
     pub err_wr: i32,
     /// The parent's ends of the pipes (and the pty master): closed first thing in the child.
@@ -65,14 +67,29 @@ pub(crate) fn main(ctx: &ChildCtx) -> i32 {
     for fd in &ctx.parent_fds {
         jfd::close_raw(*fd);
     }
-    // Wait for the parent: it writes the id maps first. EOF means it died before that (and
-    // before PDEATHSIG was armed): give up.
-    let mut b = [0u8; 1];
-    loop {
-        match rustix::io::read(jfd::borrow(ctx.sync_rd), &mut b) {
-            Ok(1) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => process::exit_now(1),
+    // The parent holds the other end of `sync_rd` for the whole run. With a user namespace it
+    // writes one byte once the id maps are written: wait for it. Without one, do not wait (a
+    // scheduling round trip is a noticeable part of a run on a busy machine): just check that
+    // the parent is still alive, since it may have died before PDEATHSIG was armed (EOF/HUP).
+    if ctx.wait_for_parent {
+        let mut b = [0u8; 1];
+        loop {
+            match rustix::io::read(jfd::borrow(ctx.sync_rd), &mut b) {
+                Ok(1) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => process::exit_now(1),
+            }
+        }
+    } else {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let fd = jfd::borrow(ctx.sync_rd);
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0) {
+            process::exit_now(1);
         }
     }
     jfd::close_raw(ctx.sync_rd);

@@ -502,28 +502,27 @@ impl Executor {
             MountOp::File {
                 dst,
                 content,
-                in_place: true,
+                in_place,
             } => {
-                let what = || format!("write {dst}");
-                let f = match rustix::fs::openat2(
-                    self.root()?,
-                    rel(dst),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o644),
-                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-                ) {
-                    Ok(f) => f,
-                    // No /etc, a dangling symlink's missing dir, or a read-only root: skip.
-                    Err(Errno::NOENT) | Err(Errno::ROFS) => return Ok(()),
-                    Err(e) => return Err(format!("{}: {e}", what())),
-                };
-                ctx(std::fs::File::from(f).write_all(content), what)
-            }
-            MountOp::File {
-                dst,
-                content,
-                in_place: false,
-            } => {
+                if *in_place {
+                    match rustix::fs::openat2(
+                        self.root()?,
+                        rel(dst),
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                    ) {
+                        Ok(f) => {
+                            return ctx(std::fs::File::from(f).write_all(content), || {
+                                format!("write {dst}")
+                            });
+                        }
+                        // No /etc (or a dangling symlink's missing dir), a read-only root.
+                        Err(Errno::NOENT) | Err(Errno::ROFS) => return Ok(()),
+                        // A file of an unmapped owner in a rootless run: bind a copy instead.
+                        Err(_) => {}
+                    }
+                }
                 let what = || format!("bind generated {dst}");
                 self.files += 1;
                 let name = format!("file{}", self.files);
@@ -540,8 +539,16 @@ impl Executor {
                 ctx(std::fs::File::from(f).write_all(content), what)?;
                 let t = match ensure_in_root(self.root()?, dst, Kind::File) {
                     Ok(t) => t,
-                    // A read-only root without the file: nothing to cover.
-                    Err(e) if e.raw_os_error() == Some(libc::EROFS) => return Ok(()),
+                    // A read-only root (or, rootless, an /etc of an unmapped owner) without
+                    // the file: nothing to cover.
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
+                        ) =>
+                    {
+                        return Ok(());
+                    }
                     Err(e) => return Err(format!("{}: {e}", what())),
                 };
                 let c = ctx(

@@ -123,6 +123,7 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
         last_cap: joot_sys::caps::last_cap(),
         setgroups: spec.idmap.as_ref().is_none_or(|m| m.helpers),
         tty_slave: pty.as_ref().map(|(_, s)| s.as_raw_fd()),
+        wait_for_parent: spec.idmap.is_some(),
         sync_rd: sync_rd.as_raw_fd(),
         err_wr: err_wr.as_raw_fd(),
         parent_fds,
@@ -148,12 +149,10 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
     });
     if let Some(map) = &spec.idmap {
         map.apply(pid).map_err(Error::IdMap)?;
+        rustix::io::write(&sync_wr, &[1]).map_err(|e| io("start the sandbox")(e.into()))?;
     }
-    rustix::io::write(&sync_wr, &[1]).map_err(|e| io("start the sandbox")(e.into()))?;
-    drop(sync_wr);
     let _ = joot_sys::signal::forward_to(pid);
 
-    let msg = read_all(&err_rd);
     let relay = master.as_ref().map(|m| relay_tty(m, pid));
     let status = loop {
         match rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::empty()) {
@@ -166,6 +165,10 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
             }
         }
     };
+    // Everything that could write the error pipe was in the sandbox's PID namespace, which
+    // died with its init: this read cannot block. (Reading it only now saves a wake-up.)
+    drop(sync_wr);
+    let msg = read_all(&err_rd);
     reaper.0 = None;
     joot_sys::signal::stop_forwarding();
     drop(relay);
