@@ -283,3 +283,79 @@ fn env_upper_persists_and_image_is_untouched() {
     assert!(!f.rootfs().join("root/tmp-state").exists());
     assert_nothing_mounted_under(f.path());
 }
+
+/// Finds host pids whose command line is exactly `argv`.
+fn pids_with_cmdline(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn sigkill_of_joot_kills_everything_inside() {
+    if !root("sigkill_of_joot_kills_everything_inside") {
+        return;
+    }
+    let f = Fixture::new("sigkill");
+    // A unique argv to find the contained processes from the host.
+    let marker = ["sleep", "86313"];
+    let spec = f.sh("sleep 86313 & sleep 86313; wait");
+    // The "joot" process: a plain child of the test that runs the sandbox.
+    let joot =
+        joot_sys::process::spawn_in_namespaces(0, move || run(&spec).unwrap_or(125)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pids_with_cmdline(&marker).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let joot_pid = rustix::process::Pid::from_raw(joot).unwrap();
+    rustix::process::kill_process(joot_pid, rustix::process::Signal::KILL).unwrap();
+    rustix::process::waitpid(Some(joot_pid), rustix::process::WaitOptions::empty()).unwrap();
+    while !pids_with_cmdline(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "contained processes survived the SIGKILL of joot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn with_rootfs_runs_a_host_tool_over_the_merged_tree() {
+    if !root("with_rootfs_runs_a_host_tool_over_the_merged_tree") {
+        return;
+    }
+    let f = Fixture::new("withrootfs");
+    let top = f.path().join("top");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/os-release"), "ID=top\n").unwrap();
+    let out = joot_sandbox::with_rootfs(&[f.rootfs(), top.clone()], |merged| {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c").arg(format!(
+            "cat {m}/etc/os-release; test -x {m}/bin/busybox && echo busybox; touch {m}/x 2>/dev/null || echo read-only",
+            m = merged.display()
+        ));
+        c
+    })
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "ID=top\nbusybox\nread-only\n");
+    // A failing tool carries its argv, status and stderr.
+    let err = joot_sandbox::with_rootfs(&[f.rootfs()], |merged| {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c").arg(format!("ls {}/nope", merged.display()));
+        c
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("exit status") && err.contains("nope"), "{err}");
+    assert_nothing_mounted_under(f.path());
+    assert_nothing_mounted_under(&std::env::temp_dir().join("joot-rootfs-"));
+}
