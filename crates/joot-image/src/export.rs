@@ -421,3 +421,58 @@ pub fn export(
     let src = resolve_source(store, name)?;
     export_tree(&src.tree, &src.ids, opts, rep)
 }
+
+/// Writes the merged tree of `src` as a rootfs tar archive (plain, gzip or zstd): GNU tar over
+/// the read-only merged view (owners numeric, xattrs kept, names sorted, mtimes clamped to the
+/// export epoch so the archive is reproducible), compressed in-process, renamed into place.
+pub fn export_tar(
+    src: &ExportSource,
+    opts: &ExportOptions,
+    compression: crate::format::TarCompression,
+) -> Result<()> {
+    use crate::format::TarCompression;
+    crate::tool::TAR.path()?;
+    let work = disk::work_dir(&opts.output)?;
+    let plain = work.path().join("rootfs.tar");
+    let plain2 = plain.clone();
+    let epoch = opts.epoch;
+    src.tree.run_with_merged(&move |merged: &Path| {
+        let mut cmd = std::process::Command::new("tar");
+        cmd.env("LC_ALL", "C")
+            .arg("-C")
+            .arg(merged)
+            .args([
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--sort=name",
+                "--format=posix",
+                "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+                "--clamp-mtime",
+            ])
+            .arg(format!("--mtime=@{epoch}"))
+            .arg("-cf")
+            .arg(&plain2)
+            .arg(".");
+        cmd
+    })?;
+    let produced = match compression {
+        TarCompression::None => plain,
+        TarCompression::Gzip | TarCompression::Zstd => {
+            let out = work.path().join("rootfs.tar.z");
+            let mut input = fs_err::File::open(&plain)?;
+            let file = fs_err::File::create(&out)?;
+            if compression == TarCompression::Gzip {
+                let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+                std::io::copy(&mut input, &mut enc)?;
+                enc.finish()?.sync_all()?;
+            } else {
+                let mut enc = zstd::Encoder::new(file, 3)?;
+                std::io::copy(&mut input, &mut enc)?;
+                enc.finish()?.sync_all()?;
+            }
+            out
+        }
+    };
+    place(&produced, &opts.output, opts.force)
+}
