@@ -472,6 +472,20 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
         }
     };
 
+    // Files the sandbox provides at run time go into the layer from here.
+    let result = match (result, &ctx.step.module) {
+        (Ok(StepRun::Ok), Module::Files(f)) => {
+            runtime_files(&f.entries, &paths.upper, &lowers, &src_dir)
+                .map(|()| StepRun::Ok)
+                .map_err(|reason| BuildError::Sandbox {
+                    index,
+                    module: module.clone(),
+                    reason,
+                })
+        }
+        (other, _) => other,
+    };
+
     // Copy the step's output into the build log whatever happened.
     let output = std::fs::read(&out_path).unwrap_or_default();
     let _ = log.write_all(&output);
@@ -568,6 +582,76 @@ fn inside_script<'m>(
             });
         }
     })
+}
+
+/// Writes the `files` entries whose destination the sandbox binds at run time (/etc/hosts,
+/// /etc/hostname, /etc/resolv.conf) straight into the step's upper dir. Owners are resolved in
+/// the image's /etc/passwd and /etc/group.
+fn runtime_files(
+    entries: &[joot_recipe::module::FileEntry],
+    upper: &Path,
+    lowers: &[PathBuf],
+    src_dir: &Path,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for (i, e) in entries.iter().enumerate() {
+        if !script::is_runtime_file(&e.dst) {
+            continue;
+        }
+        let src = src_dir.join(i.to_string());
+        let data = std::fs::read(&src).map_err(|err| format!("{}: {err}", e.dst))?;
+        let mode = match (&e.mode, &e.src_path) {
+            (Some(m), _) => m.0,
+            (None, Some(p)) => std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o644),
+            (None, None) => 0o644,
+        };
+        let rel = Path::new(e.dst.trim_start_matches('/'));
+        tree::write_in_upper(upper, lowers, rel, &data, mode)
+            .map_err(|err| format!("cannot write {}: {err}", e.dst))?;
+        if let Some(owner) = &e.owner {
+            let (uid, gid) = resolve_owner(owner, lowers)?;
+            std::os::unix::fs::lchown(upper.join(rel), Some(uid), Some(gid))
+                .map_err(|err| format!("cannot chown {}: {err}", e.dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// `user[:group]` to numeric ids through the image's own account files.
+fn resolve_owner(
+    owner: &joot_recipe::module::Owner,
+    lowers: &[PathBuf],
+) -> Result<(u32, u32), String> {
+    let read = |rel: &str| {
+        tree::lookup(lowers, Path::new(rel))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    let passwd = read("etc/passwd");
+    let group = read("etc/group");
+    let field = |text: &str, name: &str, n: usize| -> Option<u32> {
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))
+            .and_then(|f| f.get(n)?.parse().ok())
+    };
+    let uid = owner
+        .user
+        .parse()
+        .ok()
+        .or_else(|| field(&passwd, &owner.user, 2))
+        .ok_or_else(|| format!("user `{}` does not exist in the image", owner.user))?;
+    let gid = match &owner.group {
+        Some(g) => g
+            .parse()
+            .ok()
+            .or_else(|| field(&group, g, 2))
+            .ok_or_else(|| format!("group `{g}` does not exist in the image"))?,
+        None => field(&passwd, &owner.user, 3).unwrap_or(uid),
+    };
+    Ok((uid, gid))
 }
 
 /// Copies a file or a directory tree (symlinks as symlinks, modes kept).

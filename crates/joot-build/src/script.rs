@@ -197,9 +197,21 @@ pub fn users(users: &[User]) -> String {
 /// `files`: entry `i` was placed by the builder at `HELPER_DIR/src/<i>` (a file or a
 /// directory). Copying inside the env resolves `dst` inside the image, never on the host, and
 /// owners by the image's own /etc/passwd.
+/// Files that the sandbox provides at run time (bound over the image's): a write from inside
+/// an env would land on the run's copy. The builder writes these into the layer itself.
+pub const RUNTIME_FILES: [&str; 3] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+
+/// True for a `dst` the builder writes itself (see [`RUNTIME_FILES`]).
+pub fn is_runtime_file(dst: &str) -> bool {
+    RUNTIME_FILES.contains(&dst.trim_end_matches('/'))
+}
+
 pub fn files(entries: &[FileEntry]) -> String {
     let mut s = String::from("set -e\n");
     for (i, e) in entries.iter().enumerate() {
+        if is_runtime_file(&e.dst) {
+            continue;
+        }
         let src = format!("{HELPER_DIR}/src/{i}");
         let dst = quote(&e.dst);
         let owner = e.owner.as_ref().map_or_else(

@@ -151,6 +151,7 @@ steps:
   - files:
       - {{src: motd, dst: /etc/motd, mode: "0600", owner: "alice"}}
       - {{content: "{motd}", dst: /opt/app/inline.txt}}
+      - {{content: "nameserver 192.0.2.53\n", dst: /etc/resolv.conf, owner: "alice"}}
   - users:
       - {{name: bob, uid: 1500, shell: /bin/sh, ssh_authorized_keys: ["ssh-ed25519 AAAA bob@x"]}}
   - hostname: webhost
