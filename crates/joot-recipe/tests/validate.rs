@@ -271,3 +271,54 @@ fn custom_modules_from_search_path() {
     let r = parse(yaml, &d.path().join("recipe.yaml"), &opts).unwrap();
     assert_eq!(r.steps[0].module.kind(), "elsewhere");
 }
+
+#[test]
+fn odd_yaml_is_an_error_not_a_panic() {
+    let d = dir_with_files();
+    let cases = [
+        "",
+        "~",
+        "[]",
+        "version: 1\nfrom: base\nsteps:\n  - ~\n  - []\n  - run:\n  - {}\n",
+        "version: 1\nfrom: base\nsteps:\n  - &a {run: x}\n  - *a\n  - *missing\n",
+        "version: 1\nfrom: base\nsteps: [{run: !!binary aGVsbG8=}]\n",
+        "version: 1\nfrom: base\nsteps: []\n---\nversion: 2\n",
+        "version: !!str 1\nfrom: [a]\nsteps: 3\n",
+        "version: 99999999999999999999999999999\nfrom: base\nsteps: []\n",
+        "version: 1\nfrom: base\nsteps:\n  - users: [{name: a, uid: -1}]\n  - files: [{dst: /x, content: 1}]\n",
+        "a: &a [*a]\n",
+        "x: &x [&y [&z [1]]]\nversion: 1\n",
+        "\t- bad indentation\n",
+        "version: 1\nfrom: base\nsteps:\n  - module: ../../bin/sh\n  - module: ''\n",
+        "version: 1\nfrom: base\nsteps:\n  - with: {a: 1}\n",
+    ];
+    for yaml in cases {
+        let r = std::panic::catch_unwind(|| {
+            parse(
+                yaml,
+                &d.path().join("recipe.yaml"),
+                &ParseOptions::default(),
+            )
+        });
+        let r = r.unwrap_or_else(|_| panic!("panicked on {yaml:?}"));
+        if let Err(e) = &r {
+            assert!(!e.items.is_empty(), "empty error list for {yaml:?}");
+        }
+    }
+    // A billion-laughs style document is refused by the parser's budget, not expanded.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    bomb.push_str("version: 1\nfrom: base\nsteps: []\n");
+    let r = parse(
+        &bomb,
+        &d.path().join("recipe.yaml"),
+        &ParseOptions::default(),
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.items.len(), 1, "{e}");
+}
