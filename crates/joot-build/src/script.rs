@@ -68,9 +68,20 @@ fn dnf(names: &str) -> String {
 pub fn packages(p: &Packages, pm: PackageManager) -> String {
     let names = words(&p.names);
     let mut s = String::from("set -e\n");
+    let need = |tool: &str| {
+        format!(
+            "if ! command -v {tool} >/dev/null 2>&1; then\n  echo 'joot: {tool} not found in the image (its distro metadata names it as the package manager)' >&2\n  exit 127\nfi\n"
+        )
+    };
     match pm {
-        PackageManager::Apt => s.push_str(&apt(&names)),
-        PackageManager::Dnf => s.push_str(&dnf(&names)),
+        PackageManager::Apt => {
+            s.push_str(&need("apt-get"));
+            s.push_str(&apt(&names));
+        }
+        PackageManager::Dnf => {
+            s.push_str(&need("dnf"));
+            s.push_str(&dnf(&names));
+        }
         PackageManager::Detect => {
             s.push_str("if command -v apt-get >/dev/null 2>&1; then\n");
             s.push_str(&apt(&names));
@@ -307,6 +318,7 @@ mod tests {
         let dnf = packages(&p, PackageManager::Dnf);
         assert!(dnf.contains("dnf install -y"));
         assert!(!dnf.contains("apt-get"));
+        assert!(dnf.contains("joot: dnf not found in the image"));
         let any = packages(&p, PackageManager::Detect);
         assert!(any.contains("apt-get") && any.contains("dnf"));
         for s in [apt, dnf, any] {

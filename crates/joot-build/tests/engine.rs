@@ -318,6 +318,25 @@ fn failing_step_changes_nothing() {
 }
 
 #[test]
+fn packages_without_a_package_manager_fail_clearly() {
+    let Some(f) = fixture("packages_without_a_package_manager_fail_clearly") else {
+        return;
+    };
+    let opts = f.opts("version: 1\nname: pk\nfrom: bb\nsteps:\n  - packages: [curl]\n");
+    let err = f.build(&opts).0.unwrap_err();
+    let BuildError::StepFailed(fail) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((fail.index, fail.module.as_str()), (1, "packages"));
+    assert_eq!(fail.status, "exit status 127");
+    assert!(
+        fail.tail.contains("no package manager (apt-get or dnf)"),
+        "{}",
+        fail.tail
+    );
+}
+
+#[test]
 fn source_date_epoch_clamps_new_files() {
     let Some(f) = fixture("source_date_epoch_clamps_new_files") else {
         return;
