@@ -21,42 +21,16 @@ impl HostRoot {
         work: &Path,
         target: &Path,
     ) -> std::io::Result<HostRoot> {
-        // mount(2) takes the options as one string: `:` separates lower dirs and `,` options, so
-        // neither may appear in a path (store paths are ours; refuse rather than mis-parse).
-        let all: Vec<&Path> = lowers
-            .iter()
-            .map(PathBuf::as_path)
-            .chain([upper, work])
-            .collect();
-        if let Some(p) = all
-            .iter()
-            .find(|p| p.to_string_lossy().contains([',', ':', '\\']))
-        {
-            return Err(std::io::Error::other(format!(
-                "cannot mount a layer path containing `,`, `:` or `\\`: {}",
-                p.display()
-            )));
-        }
-        let lower: Vec<String> = lowers
-            .iter()
-            .rev()
-            .map(|p| p.display().to_string())
-            .collect();
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
-            upper.display(),
-            work.display()
-        );
-        let opts = std::ffi::CString::new(opts).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(target)?;
-        mount(
-            "overlay",
-            target,
-            "overlay",
-            MountFlags::empty(),
-            Some(opts.as_c_str()),
-        )?;
+        match mount_fd_api(lowers, upper, work, target) {
+            Ok(()) => {}
+            // ENOSYS: no new mount API; EINVAL: no `lowerdir+` (kernels before 6.8).
+            Err(e @ (rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL)) => {
+                tracing::warn!(error = %e, "fd-based overlay mount unavailable, using mount(2)");
+                mount_string(lowers, upper, work, target)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(HostRoot {
             target: target.to_path_buf(),
         })
@@ -66,6 +40,82 @@ impl HostRoot {
     pub fn path(&self) -> &Path {
         &self.target
     }
+}
+
+/// The fd-based mount API with one `lowerdir+` per layer (overlayfs.rst, "Multiple lower
+/// layers"): no limit on the number of layers from the one-page option string, and no escaping.
+fn mount_fd_api(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+        fsconfig_set_string, fsmount, fsopen, move_mount,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    // Top to bottom: the first lower dir given is the uppermost.
+    for l in lowers.iter().rev() {
+        fsconfig_set_string(&fs, "lowerdir+", l)?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper)?;
+    fsconfig_set_string(&fs, "workdir", work)?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// mount(2) with the options as one string (older kernels).
+fn mount_string(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> std::io::Result<()> {
+    // `:` separates lower dirs and `,` options: neither may appear in a path (store paths are
+    // ours; refuse rather than mis-parse).
+    let all: Vec<&Path> = lowers
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([upper, work])
+        .collect();
+    if let Some(p) = all
+        .iter()
+        .find(|p| p.to_string_lossy().contains([',', ':', '\\']))
+    {
+        return Err(std::io::Error::other(format!(
+            "cannot mount a layer path containing `,`, `:` or `\\`: {}",
+            p.display()
+        )));
+    }
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let opts = std::ffi::CString::new(opts).map_err(std::io::Error::other)?;
+    mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        Some(opts.as_c_str()),
+    )?;
+    Ok(())
 }
 
 impl Drop for HostRoot {

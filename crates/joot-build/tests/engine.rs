@@ -337,6 +337,28 @@ fn packages_without_a_package_manager_fail_clearly() {
 }
 
 #[test]
+fn custom_module_over_many_layers() {
+    // 60 layers of about 100-byte paths do not fit mount(2)'s one-page option string: the
+    // host-side root of a custom module is mounted with one `lowerdir+` per layer.
+    let Some(f) = fixture("custom_module_over_many_layers") else {
+        return;
+    };
+    f.write("modules/stamp", MODULE, 0o755);
+    let mut yaml = String::from("version: 1\nname: tall\nfrom: bb\nsteps:\n");
+    for i in 0..60 {
+        yaml.push_str(&format!("  - run: echo {i} > /layer-{i}\n"));
+    }
+    yaml.push_str("  - module: stamp\n    with: {swappiness: 10}\n");
+    f.build(&f.opts(&yaml)).0.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.layers_of("tall").len(), 62);
+    assert_eq!(f.read("tall", "layer-0").as_deref(), Some("0\n"));
+    assert_eq!(
+        f.read("tall", "etc/sysctl.d/90-stamp.conf").as_deref(),
+        Some("vm.swappiness = 10\n")
+    );
+}
+
+#[test]
 fn source_date_epoch_clamps_new_files() {
     let Some(f) = fixture("source_date_epoch_clamps_new_files") else {
         return;
