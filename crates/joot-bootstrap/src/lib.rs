@@ -31,6 +31,7 @@ pub mod rpm;
 pub mod spec;
 pub mod tool;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,10 @@ fn installer_tool(o: &Options) -> Result<tool::Tool> {
 /// Bootstraps `o` into the store and publishes the image `o.name`.
 pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outcome> {
     let start = Instant::now();
+    let rep = &PhaseOnce {
+        inner: rep,
+        last: Cell::new(None),
+    };
     if !rustix::process::geteuid().is_root() {
         return Err(Error::NotRoot);
     }
@@ -213,6 +218,30 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     })
 }
 
+/// Passes each phase on once: the installers announce some phases more than once (essential
+/// then remaining packages), and joot announces some itself.
+struct PhaseOnce<'a> {
+    inner: &'a dyn Reporter,
+    last: Cell<Option<Phase>>,
+}
+
+impl Reporter for PhaseOnce<'_> {
+    fn phase(&self, phase: Phase) {
+        if self.last.replace(Some(phase)) != Some(phase) {
+            self.inner.phase(phase);
+        }
+    }
+    fn package(&self, name: &str, done: u64) {
+        self.inner.package(name, done);
+    }
+    fn bytes(&self, downloaded: u64) {
+        self.inner.bytes(downloaded);
+    }
+    fn output(&self, line: &str) {
+        self.inner.output(line);
+    }
+}
+
 /// A one-line description for the layer's origin.
 fn describe(o: &Options) -> String {
     let mut s = format!(
@@ -291,5 +320,60 @@ pub fn ensure_image(
         // Another process bootstrapped it meanwhile.
         Err(Error::ImageExists(_)) => Ok(store.image(&o.name)?),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Record(RefCell<Vec<Phase>>);
+
+    impl Reporter for Record {
+        fn phase(&self, phase: Phase) {
+            self.0.borrow_mut().push(phase);
+        }
+    }
+
+    #[test]
+    fn phases_are_reported_once_in_a_row() {
+        let rec = Record::default();
+        let once = PhaseOnce {
+            inner: &rec,
+            last: Cell::new(None),
+        };
+        for p in [
+            Phase::Update,
+            Phase::Update,
+            Phase::Install,
+            Phase::Install,
+            Phase::Finish,
+        ] {
+            once.phase(p);
+        }
+        assert_eq!(
+            *rec.0.borrow(),
+            [Phase::Update, Phase::Install, Phase::Finish]
+        );
+    }
+
+    #[test]
+    fn describes_the_origin() {
+        let o = Options::new(
+            Spec::parse("debian:bookworm").unwrap(),
+            &Request {
+                include: vec!["curl".into()],
+                arch: Some("amd64".into()),
+                ..Default::default()
+            },
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            describe(&o),
+            "debian:bookworm variant=minbase arch=amd64 include=curl"
+        );
     }
 }

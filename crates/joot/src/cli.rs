@@ -321,6 +321,13 @@ pub struct BootstrapArgs {
     /// Replace an existing image of that name
     #[arg(long)]
     pub replace: bool,
+    /// Install afresh even when an identical earlier bootstrap could be reused (packages still
+    /// come from the download cache)
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the result (or the --list table) as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
