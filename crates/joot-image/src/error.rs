@@ -98,6 +98,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] joot_store::Error),
 
+    /// The sandbox could not run a tool over the merged tree (rootless export).
+    #[error(transparent)]
+    Sandbox(#[from] joot_sandbox::Error),
+
     /// Any other I/O error (fs-err names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),

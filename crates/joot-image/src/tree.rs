@@ -3,9 +3,10 @@
 //!
 //! - a few files (the kernel, the initrd) are looked up in userspace through the layers, top
 //!   down, honouring overlayfs whiteouts and opaque directories, never following symlinks;
-//! - whole-tree tools (`mkfs.ext4 -d`) get a merged directory: the layer itself when there is
-//!   only one, otherwise a read-only overlay that exists only inside the private mount namespace
-//!   of that one tool (joot-sandbox's `with_rootfs`), so nothing is mounted on the host.
+//! - whole-tree tools (`mkfs.ext4 -d`) get a merged directory that exists only inside the
+//!   private mount namespace of that one tool, so nothing is mounted on the host: as root a
+//!   read-only `noatime` overlay (or bind, for one layer) made with util-linux `unshare`;
+//!   rootless, joot-sandbox's `with_rootfs` (user + mount namespace).
 
 use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -194,14 +195,10 @@ impl Tree {
     pub fn run_with_merged(&self, make: &dyn Fn(&Path) -> Command) -> Result<Output> {
         let layers = self.layers();
         if !rustix::process::geteuid().is_root() {
-            if let [single] = layers.as_slice() {
-                // Without root no noatime view can be made: the tool reads the layer itself
-                // (reading may bump atimes, which mkfs copies: see docs/export.md).
-                return crate::tool::run(&mut make(single));
-            }
-            return Err(Error::invalid(
-                "exporting a multi-layer image needs root here (the layers are merged in a private mount namespace)",
-            ));
+            // Rootless: joot-sandbox mounts the layers in a user + mount namespace.
+            let lowers: Vec<PathBuf> = layers.iter().map(|p| p.to_path_buf()).collect();
+            let out = joot_sandbox::with_rootfs(&lowers, |merged: &Path| make(merged))?;
+            return Ok(out);
         }
         merged_via_unshare(&layers, make)
     }
@@ -210,7 +207,8 @@ impl Tree {
 /// Runs the tool in a private mount namespace (util-linux `unshare --mount`, root only) where
 /// the layers are mounted as one read-only overlay (a single layer: a read-only bind); the mount dies with the namespace, so
 /// nothing is left on the host even if joot is killed. The same contract as joot-sandbox's
-/// `with_rootfs`, which replaces this once it is available to all callers.
+/// `with_rootfs` (used rootless), plus `noatime`: mkfs copies atimes, so reading the tree must
+/// not change them or a second export would differ.
 fn merged_via_unshare(layers: &[&Path], make: &dyn Fn(&Path) -> Command) -> Result<Output> {
     let mnt = tempfile::Builder::new().prefix("joot-merged-").tempdir()?;
     // overlayfs lowerdir: top first, ':' separated; ':' ',' and '\\' in paths are escaped.
