@@ -188,10 +188,10 @@ pub fn build(
                 index: step.index,
                 module: info.module.clone(),
                 cached: true,
-                layer,
+                layer: layer.clone(),
                 elapsed: Duration::ZERO,
             });
-            parent = key;
+            parent = format!("layer:{layer}");
             continue;
         }
 
@@ -235,10 +235,10 @@ pub fn build(
                     index: step.index,
                     module: info.module.clone(),
                     cached: false,
-                    layer,
+                    layer: layer.clone(),
                     elapsed,
                 });
-                parent = key;
+                parent = format!("layer:{layer}");
             }
             Err(e) => {
                 let elapsed = t0.elapsed();

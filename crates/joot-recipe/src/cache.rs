@@ -2,8 +2,9 @@
 //! everything that can change it:
 //!
 //! 1. the cache format version ([`CACHE_FORMAT`]; bumped when what a module does changes),
-//! 2. the parent: the layer id of the base image's top layer for the first step, the previous
-//!    step's key after that (so changing step N re-runs N and everything after it),
+//! 2. the parent: the layer the step runs on (the base image's top layer for the first step,
+//!    the previous step's layer after that), so changing step N re-runs N and everything after
+//!    it, and a step is never stacked on a different build of its parent,
 //! 3. the step's canonical JSON (keys sorted, no whitespace; host paths left out),
 //! 4. the sha256 of every host file the step reads (`files` sources, puppet manifests, ansible
 //!    playbooks, custom module executables), directories hashed as trees.
@@ -28,7 +29,7 @@ pub const CACHE_FORMAT: u32 = 1;
 pub struct KeyInputs {
     /// [`CACHE_FORMAT`] when the key was made.
     pub format: u32,
-    /// Base layer id (first step) or the previous step's key.
+    /// The layer the step runs on (`layer:<id>`, or `scratch`).
     pub parent: String,
     /// The step's canonical JSON.
     pub step: String,
