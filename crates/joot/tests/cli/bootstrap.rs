@@ -402,10 +402,7 @@ fn debian_second_bootstrap_downloads_nothing() {
     };
     // The shared image's bootstrap filled the package cache with a superset of minbase.
     let tag = std::process::id();
-    let names: Vec<String> = ["a", "b", "c"]
-        .iter()
-        .map(|s| format!("bt-minbase-{s}-{tag}"))
-        .collect();
+    let (a, b) = (format!("bt-minbase-a-{tag}"), format!("bt-minbase-b-{tag}"));
     let boot = |image: &str, extra: &[&str]| {
         json_stdout(
             sd.cmd()
@@ -420,19 +417,47 @@ fn debian_second_bootstrap_downloads_nothing() {
                 .args(extra),
         )
     };
-    let first = boot(&names[0], &[]);
-    let second = boot(&names[1], &[]);
-    let fresh = boot(&names[2], &["--fresh"]);
-    for n in &names {
+    // A real install (--fresh) takes every package from the cache.
+    let fresh = boot(&a, &["--fresh"]);
+    // Identical inputs and mirror index: the layer just made is reused.
+    let again = boot(&b, &[]);
+    // `--from debian:bookworm` bootstraps the missing image `debian-bookworm` on first use,
+    // with the same defaults, so it reuses that layer too.
+    let from = sd
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--from",
+            "debian:bookworm",
+            "--",
+            "cat",
+            "/etc/os-release",
+        ])
+        .output()
+        .unwrap();
+    let inspect = sd
+        .cmd()
+        .args(["inspect", "--json", "debian-bookworm"])
+        .output()
+        .unwrap();
+    for n in [a.as_str(), b.as_str(), "debian-bookworm"] {
         sd.cmd().args(["rmi", n]).assert().success();
     }
-    // Identical inputs and mirror index: the layer is reused, nothing downloaded.
-    assert_eq!(second["reused"], true, "{second}");
-    assert_eq!(second["layer"], first["layer"]);
-    assert_eq!(second["downloaded_bytes"], 0);
-    // A fresh install takes every package from the cache.
     assert_eq!(fresh["reused"], false, "{fresh}");
     assert_eq!(fresh["downloaded_bytes"], 0, "{fresh}");
     assert!(fresh["packages"].as_u64().unwrap() > 50, "{fresh}");
     assert_eq!(fresh["distro"]["release"], "bookworm");
+    assert_eq!(again["reused"], true, "{again}");
+    assert_eq!(again["layer"], fresh["layer"]);
+    assert_eq!(again["downloaded_bytes"], 0);
+    assert!(
+        from.status.success() && String::from_utf8_lossy(&from.stdout).contains("bookworm"),
+        "run --from debian:bookworm: {from:?}"
+    );
+    let layer = fresh["layer"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&inspect.stdout).contains(layer),
+        "debian-bookworm reuses layer {layer}: {inspect:?}"
+    );
 }
