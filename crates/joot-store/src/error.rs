@@ -69,6 +69,13 @@ impl Error {
             source,
         }
     }
+
+    pub(crate) fn entry(entry: impl std::fmt::Display, reason: impl Into<String>) -> Error {
+        Error::ArchiveEntry {
+            entry: entry.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Adds the path to an `io::Result`.

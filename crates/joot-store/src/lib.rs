@@ -37,6 +37,15 @@
 //! Name::parse(&str) -> Result<Name>;  LayerId::parse(&str) / LayerId::random()
 //! EnvSource::from_image(&Image);  Image::new(Name, Vec<LayerId>)
 //! fsutil::{publish_file, rename_noreplace, fsync_dir}
+//! archive::import_tar<R: Read>(R, dest: &Path) -> Result<ImportStats>   // dest absent or empty
+//! archive::import_tar_with<R: Read>(R, &Path, &ImportOptions { same_owner }) -> Result<ImportStats>
+//! archive::write_tar<W: Write>(root: &Path, W, &TarOptions { mtime_clamp, xattrs }) -> Result<()>
+//! archive::write_merged_tar<W: Write>(layer_roots: &[PathBuf] /* bottom->top */, W, &TarOptions) -> Result<()>
+//! TarOptions::default()                                  // clamps to SOURCE_DATE_EPOCH when set
+//! compress::open_decompressed<'a, R: Read + 'a>(R) -> io::Result<Box<dyn Read + 'a>>  // gz, xz, zst, plain
+//! compress::detect(&[u8]) -> Compression
+//! merge::MergedTree::new(&[PathBuf] /* bottom->top */).entries() -> Result<Vec<MergedEntry { path, source }>>
+//! merge::{is_whiteout(&Metadata), is_opaque(&Path)}
 //! ```
 //! Metadata types (all JSON with a `format: u32` field): [`LayerMeta`], [`Origin`], [`Image`],
 //! [`ImageConfig`], [`Distro`], [`Env`], [`EnvSource`], [`EnvConfig`], [`BindSpec`], [`NetMode`].
@@ -45,12 +54,15 @@
 //! by a non-blocking flock, `gc` only removes staging dirs whose lock it can take and sweeps
 //! layers only while no [`Lease`] is held ([`LayerBuilder`] and commits hold one).
 
+pub mod archive;
+pub mod compress;
 pub mod env;
 pub mod error;
 pub mod fsutil;
 pub mod gc;
 pub mod image;
 pub mod layer;
+pub mod merge;
 pub mod meta;
 pub mod name;
 pub mod staging;
