@@ -221,8 +221,10 @@ pub fn import_disk(
         ReadMethod::Userspace => read_with_ext4_view(&raw, &part, &mut writer)?,
     }
     let stats = writer.finish()?;
+    let distro = distro_of(&layer.root());
     let id = layer_publish(layer, path)?;
-    let image = joot_store::Image::new(opts.name.clone(), vec![id.clone()]);
+    let mut image = joot_store::Image::new(opts.name.clone(), vec![id.clone()]);
+    image.distro = distro;
     store.put_image(
         &image,
         if opts.replace {
@@ -240,6 +242,42 @@ pub fn import_disk(
         filesystem: fs,
         method,
         stats,
+    })
+}
+
+/// The distribution named by the imported tree's os-release (read inside the layer, symlinks
+/// not followed), so package steps know the package manager.
+fn distro_of(root: &Path) -> Option<joot_store::Distro> {
+    let text = crate::disk::os_release(&crate::tree::Tree::Dir(root.to_path_buf()));
+    let text = String::from_utf8_lossy(&text);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim().trim_matches('"').to_string())
+    };
+    let id = field("ID")?;
+    let like = field("ID_LIKE").unwrap_or_default();
+    let words: Vec<&str> = std::iter::once(id.as_str())
+        .chain(like.split_whitespace())
+        .collect();
+    let (family, pm) = if words.iter().any(|w| matches!(*w, "debian" | "ubuntu")) {
+        ("debian", "apt")
+    } else if words
+        .iter()
+        .any(|w| matches!(*w, "fedora" | "rhel" | "centos" | "rocky" | "almalinux"))
+    {
+        ("rpm", "dnf")
+    } else {
+        ("", "")
+    };
+    Some(joot_store::Distro {
+        family: family.to_string(),
+        id,
+        release: field("VERSION_ID")
+            .or_else(|| field("VERSION_CODENAME"))
+            .unwrap_or_default(),
+        arch: String::new(),
+        package_manager: pm.to_string(),
     })
 }
 

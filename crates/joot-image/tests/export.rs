@@ -376,6 +376,10 @@ fn roundtrip(name: &str, method: ReadMethod, container: &str) {
         .image(&joot_store::Name::parse("back").unwrap())
         .unwrap();
     assert_eq!(image.layers.len(), 1);
+    assert_eq!(
+        image.distro.as_ref().map(|d| d.id.as_str()),
+        Some("joot-fixture")
+    );
     let got = snapshot(&store.layer_root(&image.layers[0]));
     let mut want = snapshot(&root);
     if method == ReadMethod::Userspace {
