@@ -7,6 +7,7 @@
 //! into the step's upper dir directly (the sandbox binds its own /etc/hostname over the file at
 //! run time); custom modules and `ansible` work from the host on the root mounted for the step.
 
+mod base;
 pub mod cache;
 mod engine;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod script;
 pub mod tree;
 
+pub use base::import_tarball;
 pub use engine::{BaseImage, BuildOptions, BuildOutcome, StepOutcome, build};
 pub use error::{BuildError, StepFailure};
 pub use report::{Reporter, Silent, StepInfo};

@@ -359,6 +359,31 @@ fn custom_module_over_many_layers() {
 }
 
 #[test]
+fn tarball_base_is_imported_once() {
+    let Some(f) = fixture("tarball_base_is_imported_once") else {
+        return;
+    };
+    let tar = f.recipe_dir().join("rootfs.tar");
+    joot_test_support::fixture::busybox_tarball(&tar).unwrap();
+    let layers_before = f.snapshot().1.len();
+    let first = joot_build::import_tarball(&f.store, &tar).unwrap();
+    assert_eq!(first.layers.len(), 1);
+    assert_eq!(f.snapshot().1.len(), layers_before + 1);
+    let again = joot_build::import_tarball(&f.store, &tar).unwrap();
+    assert_eq!(again.layers, first.layers, "imported twice");
+    assert_eq!(f.snapshot().1.len(), layers_before + 1);
+    let base = BaseImage {
+        label: "rootfs.tar".into(),
+        image: again,
+    };
+    let opts =
+        f.opts("version: 1\nname: fromtar\nfrom: ./rootfs.tar\nsteps:\n  - run: echo ok > /ok\n");
+    build(&f.store, &opts, &base, &mut Record::default()).unwrap();
+    assert_eq!(f.read("fromtar", "ok").as_deref(), Some("ok\n"));
+    assert!(tree::lookup(&f.layers_of("fromtar"), Path::new("bin/busybox")).is_some());
+}
+
+#[test]
 fn source_date_epoch_clamps_new_files() {
     let Some(f) = fixture("source_date_epoch_clamps_new_files") else {
         return;
