@@ -190,7 +190,7 @@ pub struct CreateArgs {
 pub struct RunArgs {
     /// Environment to run in (omit with --from)
     #[arg(value_name = "ENV")]
-    pub env: Option<String>,
+    pub target: Option<String>,
     /// Run in a new env made from this image, distro spec, registry reference, or `host`
     #[arg(long)]
     pub from: Option<String>,
@@ -210,7 +210,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// Environment
-    pub env: String,
+    #[arg(value_name = "ENV")]
+    pub target: String,
     #[command(flatten)]
     pub opts: EnvOptions,
 }
@@ -254,9 +255,6 @@ pub struct CommitArgs {
     /// A note recorded with the layer
     #[arg(long, short)]
     pub message: Option<String>,
-    /// Replace an existing image of that name
-    #[arg(long)]
-    pub replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -460,4 +458,12 @@ pub struct CompletionsArgs {
 pub struct ManArgs {
     /// Output directory
     pub dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

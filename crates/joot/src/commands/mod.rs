@@ -14,9 +14,16 @@ use crate::reporters::Progress;
 pub mod boot;
 pub mod bootstrap;
 pub mod build;
+pub mod doctor;
+pub mod envopts;
+pub mod envs;
 pub mod export;
+pub mod from;
+pub mod images;
+pub mod import;
 pub mod pull;
 pub mod push;
+pub mod run;
 
 /// What every verb gets: the configuration, the store (opened on first use, so verbs that need
 /// none, such as `doctor` or `boot`, never create one) and the progress sink.
@@ -81,6 +88,22 @@ pub fn dispatch(cli: &Cli, ctx: &Ctx) -> Result<i32> {
         Command::Boot(a) => boot::run(ctx, a),
         Command::Push(a) => push::run(ctx, a),
         Command::Pull(a) => pull::run(ctx, a),
+        Command::Doctor => doctor::run(ctx),
+        Command::Import(a) => import::run(ctx, a),
+        Command::Images(a) => images::list(ctx, a),
+        Command::Rmi(a) => images::rmi(ctx, a),
+        Command::History(a) => images::history(ctx, a),
+        Command::Create(a) => envs::create(ctx, a),
+        Command::Ls(a) => envs::ls(ctx, a),
+        Command::Inspect(a) => envs::inspect(ctx, a),
+        Command::Rm(a) => envs::rm(ctx, a),
+        Command::Commit(a) => envs::commit(ctx, a),
+        Command::Gc => envs::gc(ctx),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Shell(a) => run::shell(ctx, a),
+        Command::Call(a) => run::call(ctx, a),
+        Command::Mount(a) => run::mount(ctx, a),
+        Command::Umount(a) => run::umount(ctx, a),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut cmd, "joot", &mut std::io::stdout());
@@ -91,6 +114,55 @@ pub fn dispatch(cli: &Cli, ctx: &Ctx) -> Result<i32> {
             clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &a.dir)?;
             Ok(0)
         }
-        other => anyhow::bail!("{other:?}: this verb is being wired up"),
+    }
+}
+
+/// Human-readable byte count (1024-based).
+pub fn fmt_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM` UTC.
+pub fn fmt_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_bytes_and_times() {
+        assert_eq!(fmt_bytes(12), "12 B");
+        assert_eq!(fmt_bytes(1536), "1.5 KiB");
+        assert_eq!(fmt_time(0), "1970-01-01 00:00");
+        assert_eq!(fmt_time(1_795_000_000), "2026-11-18 11:06");
     }
 }

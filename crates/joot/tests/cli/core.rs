@@ -46,7 +46,9 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, u32)> {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
-            let Ok(m) = p.symlink_metadata() else { continue };
+            let Ok(m) = p.symlink_metadata() else {
+                continue;
+            };
             let rel = p.strip_prefix(dir).unwrap().to_path_buf();
             // Lock files and the empty mount point are touched by every command.
             if !rel.ends_with("lock") {
@@ -99,7 +101,15 @@ fn import_from_stdin_compressed() {
         .write_stdin(data)
         .assert()
         .success();
-    let out = stdout_of(ts.cmd().args(["run", "--rm", "--from", "zz", "--", "cat", "/etc/os-release"]));
+    let out = stdout_of(ts.cmd().args([
+        "run",
+        "--rm",
+        "--from",
+        "zz",
+        "--",
+        "cat",
+        "/etc/os-release",
+    ]));
     assert!(out.contains("joot-fixture"), "{out}");
 }
 
@@ -133,10 +143,23 @@ fn env_lifecycle_and_isolation() {
     let Some(ts) = store_with_image("env_lifecycle_and_isolation") else {
         return;
     };
-    ts.cmd().args(["create", "a", "--from", "bb"]).assert().success();
-    ts.cmd().args(["create", "b", "--from", "bb"]).assert().success();
     ts.cmd()
-        .args(["run", "a", "--", "sh", "-c", "echo secret > /root/file; rm /etc/hostname"])
+        .args(["create", "a", "--from", "bb"])
+        .assert()
+        .success();
+    ts.cmd()
+        .args(["create", "b", "--from", "bb"])
+        .assert()
+        .success();
+    ts.cmd()
+        .args([
+            "run",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo secret > /root/file; rm /etc/hostname",
+        ])
         .assert()
         .success();
     // Persisted in a, invisible in b and in the image.
@@ -147,7 +170,16 @@ fn env_lifecycle_and_isolation() {
         .assert()
         .code(1);
     ts.cmd()
-        .args(["run", "--rm", "--from", "bb", "--", "test", "-e", "/root/file"])
+        .args([
+            "run",
+            "--rm",
+            "--from",
+            "bb",
+            "--",
+            "test",
+            "-e",
+            "/root/file",
+        ])
         .assert()
         .code(1);
     // The image's own files are untouched.
@@ -170,10 +202,23 @@ fn run_from_with_name_creates_and_keeps_env() {
         return;
     };
     ts.cmd()
-        .args(["run", "--from", "bb", "--name", "l1", "--", "sh", "-c", "echo 1 > /kept"])
+        .args([
+            "run",
+            "--from",
+            "bb",
+            "--name",
+            "l1",
+            "--",
+            "sh",
+            "-c",
+            "echo 1 > /kept",
+        ])
         .assert()
         .success();
-    let out = stdout_of(ts.cmd().args(["run", "--from", "bb", "--name", "l1", "--", "cat", "/kept"]));
+    let out = stdout_of(
+        ts.cmd()
+            .args(["run", "--from", "bb", "--name", "l1", "--", "cat", "/kept"]),
+    );
     assert_eq!(out.trim(), "1");
 }
 
@@ -196,15 +241,29 @@ fn sandbox_namespaces_and_filesystems() {
         echo "path=$PATH"
     "#;
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--hostname", "myhost", "--", "sh", "-c", script,
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--hostname",
+        "myhost",
+        "--",
+        "sh",
+        "-c",
+        script,
     ]));
     assert!(out.contains("pid=2\n") || out.contains("pid=1\n"), "{out}");
     assert!(out.contains("host=myhost"), "{out}");
-    assert!(out.contains("hostsfile=1") || out.contains("hostsfile=2"), "{out}");
+    assert!(
+        out.contains("hostsfile=1") || out.contains("hostsfile=2"),
+        "{out}"
+    );
     assert!(out.contains("procsys=ro"), "{out}");
     assert!(out.contains("sys=ro"), "{out}");
     assert!(out.contains("kcore=masked"), "{out}");
-    for dev in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm"] {
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
         assert!(out.contains(dev), "missing /dev/{dev}: {out}");
     }
     assert!(!out.contains("sda") && !out.contains("vda"), "{out}");
@@ -217,7 +276,14 @@ fn sandbox_namespaces_and_filesystems() {
     assert!(out.contains("path=/usr/local/sbin"), "{out}");
 
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--privileged", "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--privileged",
+        "--",
+        "sh",
+        "-c",
         "mount -t tmpfs none /tmp && echo mount=allowed",
     ]));
     assert!(out.contains("mount=allowed"), "{out}");
@@ -230,11 +296,20 @@ fn resolv_conf_is_a_copy() {
     };
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--",
+        "sh",
+        "-c",
         "cat /etc/resolv.conf; echo 'nameserver 203.0.113.9' >> /etc/resolv.conf 2>/dev/null; true",
     ]));
     assert_eq!(out, host);
-    assert_eq!(fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), host);
+    assert_eq!(
+        fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        host
+    );
 }
 
 #[test]
@@ -243,7 +318,15 @@ fn net_none_has_only_loopback() {
         return;
     };
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--net", "none", "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--net",
+        "none",
+        "--",
+        "sh",
+        "-c",
         "ls /sys/class/net; ip link show lo",
     ]));
     let ifaces: Vec<&str> = out.lines().take_while(|l| !l.contains(':')).collect();
@@ -261,13 +344,27 @@ fn bind_mounts_and_their_targets_stay_inside() {
     fs::write(src.join("hello"), "from host\n").unwrap();
     let bind = format!("{}:/data:ro", src.display());
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--bind", &bind, "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--bind",
+        &bind,
+        "--",
+        "sh",
+        "-c",
         "cat /data/hello; touch /data/x 2>/dev/null && echo writable || echo readonly",
     ]));
-    assert!(out.contains("from host") && out.contains("readonly"), "{out}");
+    assert!(
+        out.contains("from host") && out.contains("readonly"),
+        "{out}"
+    );
 
     // An env whose /evil is a symlink to /etc: binding onto /evil/x must land inside the env.
-    ts.cmd().args(["create", "sym", "--from", "bb"]).assert().success();
+    ts.cmd()
+        .args(["create", "sym", "--from", "bb"])
+        .assert()
+        .success();
     ts.cmd()
         .args(["run", "sym", "--", "ln", "-s", "/etc", "/evil"])
         .assert()
@@ -286,7 +383,16 @@ fn bind_mounts_and_their_targets_stay_inside() {
 
     // A missing source is a clear error before anything starts.
     ts.cmd()
-        .args(["run", "--rm", "--from", "bb", "--bind", "/nonexistent-joot:/x", "--", "true"])
+        .args([
+            "run",
+            "--rm",
+            "--from",
+            "bb",
+            "--bind",
+            "/nonexistent-joot:/x",
+            "--",
+            "true",
+        ])
         .assert()
         .code(125)
         .stderr(predicate::str::contains("does not exist"));
@@ -307,7 +413,11 @@ fn bad_names_and_inputs_are_refused_and_store_unchanged() {
     }
     // Not an archive; truncated archive; an empty file.
     let junk = ts.scratch().join("junk");
-    fs::write(&junk, b"this is not a tarball at all, just text\n".repeat(40)).unwrap();
+    fs::write(
+        &junk,
+        b"this is not a tarball at all, just text\n".repeat(40),
+    )
+    .unwrap();
     ts.cmd()
         .args(["import"])
         .arg(&junk)
@@ -362,11 +472,12 @@ fn bad_names_and_inputs_are_refused_and_store_unchanged() {
         .assert()
         .code(125)
         .stderr(predicate::str::contains("already exists"));
-    ts.cmd()
-        .args(["rmi", "nope"])
-        .assert()
-        .code(125);
-    assert_eq!(before, snapshot(&ts.root()), "a refused command changed the store");
+    ts.cmd().args(["rmi", "nope"]).assert().code(125);
+    assert_eq!(
+        before,
+        snapshot(&ts.root()),
+        "a refused command changed the store"
+    );
 }
 
 #[test]
@@ -384,7 +495,10 @@ fn concurrent_creates_of_one_name_give_one_winner() {
                 .unwrap()
         })
         .collect();
-    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     let ok = outs.iter().filter(|o| o.status.success()).count();
     assert_eq!(ok, 1, "exactly one create must win");
     for o in outs.iter().filter(|o| !o.status.success()) {
@@ -424,7 +538,10 @@ fn rmi_refuses_image_in_use_unless_forced() {
     let Some(ts) = store_with_image("rmi_refuses_image_in_use_unless_forced") else {
         return;
     };
-    ts.cmd().args(["create", "user", "--from", "bb"]).assert().success();
+    ts.cmd()
+        .args(["create", "user", "--from", "bb"])
+        .assert()
+        .success();
     ts.cmd()
         .args(["rmi", "bb"])
         .assert()
@@ -432,9 +549,15 @@ fn rmi_refuses_image_in_use_unless_forced() {
         .stderr(predicate::str::contains("user"));
     ts.cmd().args(["rmi", "--force", "bb"]).assert().success();
     // The env keeps its layers and still runs.
-    ts.cmd().args(["run", "user", "--", "true"]).assert().success();
+    ts.cmd()
+        .args(["run", "user", "--", "true"])
+        .assert()
+        .success();
     ts.cmd().args(["gc"]).assert().success();
-    ts.cmd().args(["run", "user", "--", "true"]).assert().success();
+    ts.cmd()
+        .args(["run", "user", "--", "true"])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -442,20 +565,46 @@ fn commit_keeps_a_deletion_and_stacks() {
     let Some(ts) = store_with_image("commit_keeps_a_deletion_and_stacks") else {
         return;
     };
-    ts.cmd().args(["create", "w", "--from", "bb"]).assert().success();
     ts.cmd()
-        .args(["run", "w", "--", "sh", "-c", "rm /etc/hostname && echo v1 > /etc/version"])
+        .args(["create", "w", "--from", "bb"])
+        .assert()
+        .success();
+    ts.cmd()
+        .args([
+            "run",
+            "w",
+            "--",
+            "sh",
+            "-c",
+            "rm /etc/hostname && echo v1 > /etc/version",
+        ])
         .assert()
         .success();
     ts.cmd().args(["commit", "w", "w-v1"]).assert().success();
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "w-v1", "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "w-v1",
+        "--",
+        "sh",
+        "-c",
         "cat /etc/version; test -e /etc/hostname && echo present || echo deleted",
     ]));
     assert!(out.contains("v1") && out.contains("deleted"), "{out}");
     // Stack a second layer on top.
     ts.cmd()
-        .args(["run", "--from", "w-v1", "--name", "l2", "--", "sh", "-c", "echo v2 > /etc/version"])
+        .args([
+            "run",
+            "--from",
+            "w-v1",
+            "--name",
+            "l2",
+            "--",
+            "sh",
+            "-c",
+            "echo v2 > /etc/version",
+        ])
         .assert()
         .success();
     ts.cmd().args(["commit", "l2", "w-v2"]).assert().success();
@@ -486,12 +635,21 @@ fn from_host_leaves_host_untouched() {
     let marker = "/usr/local/joot-from-host-marker";
     let _ = fs::remove_file(marker);
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "host", "--", "sh", "-c",
+        "run",
+        "--rm",
+        "--from",
+        "host",
+        "--",
+        "sh",
+        "-c",
         &format!("echo inside > {marker} && cat {marker} && rm -f /etc/os-release && echo ok"),
     ]));
     assert!(out.contains("inside") && out.contains("ok"), "{out}");
     assert!(!Path::new(marker).exists(), "--from host wrote to the host");
-    assert!(Path::new("/etc/os-release").exists(), "--from host deleted a host file");
+    assert!(
+        Path::new("/etc/os-release").exists(),
+        "--from host deleted a host file"
+    );
 }
 
 #[test]
@@ -524,7 +682,10 @@ fn kill_9_leaves_nothing_running_and_gc_cleans() {
     while found("sleep\u{0}1000") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!found("sleep\u{0}1000"), "a process of the killed run survived");
+    assert!(
+        !found("sleep\u{0}1000"),
+        "a process of the killed run survived"
+    );
     ts.cmd().args(["gc"]).assert().success();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
@@ -539,8 +700,14 @@ fn idle_env_holds_no_host_mount() {
     let Some(ts) = store_with_image("idle_env_holds_no_host_mount") else {
         return;
     };
-    ts.cmd().args(["create", "idle", "--from", "bb"]).assert().success();
-    ts.cmd().args(["run", "idle", "--", "true"]).assert().success();
+    ts.cmd()
+        .args(["create", "idle", "--from", "bb"])
+        .assert()
+        .success();
+    ts.cmd()
+        .args(["run", "idle", "--", "true"])
+        .assert()
+        .success();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(ts.root().to_str().unwrap()), "{mounts}");
 }
@@ -551,13 +718,23 @@ fn mount_and_umount_run_stop_command() {
         return;
     };
     ts.cmd()
-        .args(["create", "m", "--from", "bb", "--command", "stop=echo stopped > /stop-ran"])
+        .args([
+            "create",
+            "m",
+            "--from",
+            "bb",
+            "--command",
+            "stop=echo stopped > /stop-ran",
+        ])
         .assert()
         .success();
     let root = stdout_of(ts.cmd().args(["mount", "m"]));
     let root = PathBuf::from(root.trim());
     assert!(root.join("etc/os-release").exists());
-    assert!(root.join("proc/self").exists(), "/proc not mounted in the mounted env");
+    assert!(
+        root.join("proc/self").exists(),
+        "/proc not mounted in the mounted env"
+    );
     // A mounted env is busy for runs.
     ts.cmd()
         .args(["run", "m", "--", "true"])
@@ -577,7 +754,14 @@ fn stored_commands_are_called() {
         return;
     };
     ts.cmd()
-        .args(["create", "c", "--from", "bb", "--command", "greet=echo hello \"$@\""])
+        .args([
+            "create",
+            "c",
+            "--from",
+            "bb",
+            "--command",
+            "greet=echo hello \"$@\"",
+        ])
         .assert()
         .success();
     let out = stdout_of(ts.cmd().args(["call", "c", "greet", "--", "world"]));
@@ -595,8 +779,20 @@ fn user_and_workdir_and_env() {
         return;
     };
     let out = stdout_of(ts.cmd().args([
-        "run", "--rm", "--from", "bb", "--user", "alice", "--workdir", "/home/alice", "-e",
-        "FOO=bar", "--", "sh", "-c", "id -u; id -g; pwd; echo $FOO; echo $HOME",
+        "run",
+        "--rm",
+        "--from",
+        "bb",
+        "--user",
+        "alice",
+        "--workdir",
+        "/home/alice",
+        "-e",
+        "FOO=bar",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $FOO; echo $HOME",
     ]));
     assert_eq!(out, "1000\n1000\n/home/alice\nbar\n/home/alice\n");
 }
