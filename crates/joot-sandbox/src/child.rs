@@ -112,7 +112,9 @@ fn setup_and_init(ctx: &ChildCtx) -> Result<i32, String> {
     rustix::system::sethostname(ctx.hostname.as_bytes())
         .map_err(|e| format!("set hostname {}: {e}", ctx.hostname))?;
 
-    let root = Executor::new(&ctx.mount_point)?.apply(&ctx.plan)?;
+    let root = Executor::new(&ctx.mount_point)?
+        .with_console(ctx.tty_slave)
+        .apply(&ctx.plan)?;
     joot_sys::mount::pivot_to(&root).map_err(|e| format!("pivot_root: {e}"))?;
     drop(root);
 
@@ -173,7 +175,7 @@ fn setup_and_init(ctx: &ChildCtx) -> Result<i32, String> {
 fn init(command: i32) -> i32 {
     let _ = signal::forward_to(command);
     loop {
-        match rustix::process::waitpid(None, WaitOptions::empty()) {
+        match rustix::process::wait(WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get() == command => {
                 return exit_code(status);
             }

@@ -141,6 +141,8 @@ pub(crate) struct Executor {
     scratch: OwnedFd,
     root: Option<OwnedFd>,
     files: usize,
+    /// The command's terminal (pty slave) for [`MountOp::Console`].
+    console: Option<i32>,
 }
 
 impl Executor {
@@ -159,6 +161,7 @@ impl Executor {
             scratch,
             root: None,
             files: 0,
+            console: None,
         })
     }
 
@@ -177,7 +180,14 @@ impl Executor {
             scratch,
             root: None,
             files: 0,
+            console: None,
         })
+    }
+
+    /// Sets the terminal bound on /dev/console.
+    pub(crate) fn with_console(mut self, fd: Option<i32>) -> Executor {
+        self.console = fd;
+        self
     }
 
     /// Applies `plan` and returns the fd of the finished root.
@@ -471,8 +481,13 @@ impl Executor {
             }
             MountOp::Console { dst } => {
                 let what = || format!("bind the terminal on {dst}");
-                let stdin = rustix::stdio::stdin();
-                let c = ctx(m::clone_tree(stdin, c"", false), what)?;
+                let Some(tty) = self.console else {
+                    return Ok(());
+                };
+                // open_tree clones only mounts of our own namespace: the fd was opened in the
+                // parent's, so look the pty up again by its path here.
+                let path = ctx(std::fs::read_link(format!("/proc/self/fd/{tty}")), what)?;
+                let c = ctx(m::clone_tree(rustix::fs::CWD, &cpath(&path), false), what)?;
                 let t = ctx(ensure_in_root(self.root()?, dst, Kind::File), what)?;
                 ctx(m::attach(c.as_fd(), t.as_fd()), what)
             }

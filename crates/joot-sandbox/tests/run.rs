@@ -359,3 +359,112 @@ fn with_rootfs_runs_a_host_tool_over_the_merged_tree() {
     assert_nothing_mounted_under(f.path());
     assert_nothing_mounted_under(&std::env::temp_dir().join("joot-rootfs-"));
 }
+
+#[test]
+fn tty_runs_get_a_controlling_terminal_in_a_new_session() {
+    if !root("tty_runs_get_a_controlling_terminal_in_a_new_session") {
+        return;
+    }
+    let f = Fixture::new("tty");
+    // Field 6 of /proc/self/stat is the session id, field 7 the controlling tty.
+    let mut spec = f.sh("test -t 0 && test -t 1 && echo tty > /out/t; \
+         read -r _ _ _ _ _ sid ttynr _ < /proc/self/stat; echo $$ $sid $ttynr > /out/stat; \
+         test -e /dev/console && echo console > /out/c");
+    spec.tty = true;
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_eq!(f.read("t").trim(), "tty");
+    let stat = f.read("stat");
+    let v: Vec<&str> = stat.split_whitespace().collect();
+    // The command leads its own session and has a controlling terminal.
+    assert_eq!(v[0], v[1], "{stat}");
+    assert_ne!(v[2], "0", "{stat}");
+    assert_eq!(f.read("c").trim(), "console");
+}
+
+#[test]
+fn rootless_run_maps_root_to_the_user() {
+    if !root("rootless_run_maps_root_to_the_user") {
+        return;
+    }
+    let f = Fixture::new("rootless");
+    // The fixture and dirs belong to the unprivileged user, as in a rootless store.
+    let nobody = 65534;
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(f.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = f.out();
+    let rootfs = f.rootfs();
+    let mnt = f.path().join("mnt");
+    let child = joot_sys::process::spawn_in_namespaces(0, move || {
+        if joot_sys::ids::switch_ids(nobody, nobody, Some(&[])).is_err() {
+            return 90;
+        }
+        // Changing uid made this process non-dumpable; a fresh `joot` exec would be dumpable
+        // (its /proc files must be the user's for the uid_map write).
+        if rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+            .is_err()
+        {
+            return 91;
+        }
+        let mut spec = joot_sandbox::RunSpec::new(
+            vec![rootfs],
+            mnt,
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "id -u > /out/uid; cat /proc/self/uid_map > /out/map; echo hi > /out/file; \
+                 touch /etc/new-file && echo writable > /out/etc; hostname > /out/h"
+                    .into(),
+            ],
+        );
+        spec.idmap = Some(joot_sandbox::IdMap::build(nobody, nobody, None));
+        spec.binds.push(Bind {
+            src: out,
+            dst: "/out".into(),
+            ro: false,
+            recursive: false,
+        });
+        run(&spec).unwrap_or_else(|e| 100 + e.exit_status() % 100)
+    })
+    .unwrap();
+    let (_, st) = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(child),
+        rustix::process::WaitOptions::empty(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(st.exit_status(), Some(0), "rootless run failed");
+    assert_eq!(f.read("uid").trim(), "0");
+    let map: Vec<String> = f.read("map").split_whitespace().map(String::from).collect();
+    assert_eq!(map, ["0", "65534", "1"]);
+    assert_eq!(f.read("etc").trim(), "writable");
+    assert_eq!(f.read("h").trim(), "joot");
+    // Files the contained root creates belong to the user on the host.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(f.out().join("file")).unwrap().uid(),
+        nobody
+    );
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    if !root("init_reaps_orphaned_zombies") {
+        return;
+    }
+    let f = Fixture::new("zombies");
+    // `sh -c 'true &'` exits at once and leaves `true` to init, which must reap it.
+    let code = run(&f.sh("for i in 1 2 3 4 5; do sh -c 'true &'; done; \
+         for i in $(seq 200); do \
+           z=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l); \
+           [ \"$z\" = 0 ] && { echo none > /out/z; break; }; sleep 0.05; \
+         done"))
+    .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(f.read("z").trim(), "none");
+}
