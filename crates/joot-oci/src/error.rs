@@ -88,4 +88,8 @@ impl Error {
             reason: reason.to_string(),
         }
     }
+
+    pub(crate) fn store(e: joot_store::Error) -> Error {
+        Error::Store(Box::new(e))
+    }
 }

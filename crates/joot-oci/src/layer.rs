@@ -206,11 +206,10 @@ impl<W: Write> TarWalker<'_, W> {
                 };
                 let mut h = self.header(&meta, kind);
                 h.set_size(0);
-                if !ft.is_fifo() {
-                    let dev = meta.rdev();
-                    h.set_device_major(rustix::fs::major(dev))?;
-                    h.set_device_minor(rustix::fs::minor(dev))?;
-                }
+                // Fifos get 0:0 too: readers parse the fields for every special file.
+                let dev = if ft.is_fifo() { 0 } else { meta.rdev() };
+                h.set_device_major(rustix::fs::major(dev))?;
+                h.set_device_minor(rustix::fs::minor(dev))?;
                 self.builder.append_data(&mut h, &rel, io::empty())?;
             } else {
                 tracing::debug!(path = %path.display(), "socket not representable in a tar, skipped");

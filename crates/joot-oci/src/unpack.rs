@@ -1,0 +1,202 @@
+//! From OCI layers to store layers, shared by registry pulls, OCI layouts and `docker save`
+//! archives. Each layer is verified twice while it streams (the blob against its digest, the
+//! uncompressed tar against the config's diff id), extracted by the store's hostile-input-safe
+//! extractor into a staging layer, and its whiteouts converted. Layers are published only once
+//! every layer of the image has been verified, so a bad layer leaves nothing in the store; a
+//! layer already present (same diff id) is reused, not unpacked again.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use joot_store::{Image, LayerBuilder, LayerId, Name, Origin, Replace, Store};
+
+use crate::digest::{Digest, HashingReader, verify};
+use crate::error::{Error, Result};
+use crate::layer::{convert_whiteouts, decompress};
+use crate::reporter::{Action, Outcome, Reporter, short};
+use crate::spec;
+
+/// One layer to bring in.
+pub(crate) struct LayerSource {
+    /// The config's diff id for this layer.
+    pub diff_id: Digest,
+    /// The blob digest, verified while reading when known (unknown for `docker save` layers,
+    /// which are named by path; their diff id still verifies them).
+    pub blob: Option<Digest>,
+    /// Blob size when known.
+    pub size: Option<u64>,
+}
+
+/// Opens the blob of layer `index`.
+pub(crate) type OpenBlob<'a> = dyn FnMut(usize) -> Result<Box<dyn Read + Send>> + 'a;
+
+/// Whether layer `i` must be fetched: false when the store has its diff id already.
+pub(crate) fn present(store: &Store, diff_id: &Digest) -> Result<Option<LayerId>> {
+    store
+        .find_layer_by_diff_id(&diff_id.to_string())
+        .map_err(Error::store)
+}
+
+/// Brings `layers` into the store as image `name` with `config`'s run configuration.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn import_image(
+    store: &Store,
+    name: &Name,
+    config: &spec::ImageConfig,
+    layers: &[LayerSource],
+    open: &mut OpenBlob<'_>,
+    origin: &str,
+    replace: Replace,
+    reporter: &dyn Reporter,
+) -> Result<Image> {
+    let diff_ids = config.diff_ids()?;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::invalid(
+            "image",
+            format!(
+                "the config lists {} diff ids but the manifest has {} layers",
+                diff_ids.len(),
+                layers.len()
+            ),
+        ));
+    }
+    let _lease = store.lease().map_err(Error::store)?;
+    let mut ids: Vec<LayerId> = Vec::with_capacity(layers.len());
+    let mut staged: Vec<LayerBuilder> = Vec::new();
+    let mut in_batch: HashMap<Digest, LayerId> = HashMap::new();
+    for (i, src) in layers.iter().enumerate() {
+        if src.diff_id != diff_ids[i] {
+            return Err(Error::invalid(
+                "image",
+                format!(
+                    "layer {i}: diff id {} does not match the config",
+                    src.diff_id
+                ),
+            ));
+        }
+        let label = short(&src.diff_id.to_string());
+        if let Some(id) = present(store, &src.diff_id)? {
+            reporter.end(&label, Outcome::AlreadyPresent);
+            ids.push(id);
+            continue;
+        }
+        if let Some(id) = in_batch.get(&src.diff_id) {
+            ids.push(id.clone());
+            continue;
+        }
+        let mut builder = store.new_layer().map_err(Error::store)?;
+        reporter.begin(&label, Action::Unpack, src.size);
+        let reader = open(i)?;
+        unpack_layer(
+            reader,
+            src,
+            &builder,
+            store.xattr_ns().opaque_xattr(),
+            &format!("{i} ({})", src.diff_id),
+        )?;
+        reporter.end(&label, Outcome::Done);
+        builder.set_diff_id(src.diff_id.to_string());
+        in_batch.insert(src.diff_id.clone(), builder.id().clone());
+        ids.push(builder.id().clone());
+        staged.push(builder);
+    }
+    for builder in staged {
+        builder
+            .publish(Origin::Oci {
+                reference: origin.to_string(),
+            })
+            .map_err(Error::store)?;
+    }
+    let mut image = Image::new(name.clone(), ids);
+    image.config = runtime_to_store(&config.config);
+    store.put_image(&image, replace).map_err(Error::store)?;
+    Ok(image)
+}
+
+/// Streams one blob through both digests into the builder's root.
+fn unpack_layer(
+    reader: Box<dyn Read + Send>,
+    src: &LayerSource,
+    builder: &LayerBuilder,
+    opaque_xattr: &str,
+    what: &str,
+) -> Result<()> {
+    let root = builder.root();
+    let mut raw = HashingReader::new(reader);
+    let (diff, _) = {
+        let mut tar = HashingReader::new(decompress(&mut raw)?);
+        joot_store::archive::import_tar(&mut tar, &root).map_err(|e| Error::UnsafeLayer {
+            layer: what.to_string(),
+            reason: e.to_string(),
+        })?;
+        tar.finish()?
+    };
+    let (blob, n) = raw.finish()?;
+    if let Some(size) = src.size
+        && n != size
+    {
+        return Err(Error::Truncated {
+            digest: src
+                .blob
+                .as_ref()
+                .map_or_else(|| what.to_string(), |d| d.to_string()),
+            expected: size,
+            actual: n,
+        });
+    }
+    if let Some(want) = &src.blob {
+        verify(&format!("layer {what} blob"), want, &blob)?;
+    }
+    verify(&format!("layer {what} diff id"), &src.diff_id, &diff)?;
+    convert_whiteouts(&root, opaque_xattr, what)?;
+    Ok(())
+}
+
+/// OCI run config -> store image config.
+pub(crate) fn runtime_to_store(c: &spec::RuntimeConfig) -> joot_store::ImageConfig {
+    joot_store::ImageConfig {
+        env: c.env.clone().unwrap_or_default(),
+        entrypoint: c.entrypoint.clone().unwrap_or_default(),
+        cmd: c.cmd.clone().unwrap_or_default(),
+        workdir: c.working_dir.clone().filter(|w| !w.is_empty()),
+        user: c.user.clone().filter(|u| !u.is_empty()),
+        labels: c.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// Store image config -> OCI run config.
+pub(crate) fn store_to_runtime(c: &joot_store::ImageConfig) -> spec::RuntimeConfig {
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    spec::RuntimeConfig {
+        user: c.user.clone(),
+        env: some(&c.env),
+        entrypoint: some(&c.entrypoint),
+        cmd: some(&c.cmd),
+        working_dir: c.workdir.clone(),
+        labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
+        stop_signal: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_config_round_trips() {
+        let oci = spec::RuntimeConfig {
+            user: Some("1000:1000".into()),
+            env: Some(vec!["PATH=/bin".into(), "A=b".into()]),
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec!["echo hi".into()]),
+            working_dir: Some("/srv".into()),
+            labels: Some([("k".to_string(), "v".to_string())].into()),
+            stop_signal: None,
+        };
+        assert_eq!(store_to_runtime(&runtime_to_store(&oci)), oci);
+        assert_eq!(
+            store_to_runtime(&joot_store::ImageConfig::default()),
+            spec::RuntimeConfig::default()
+        );
+    }
+}
