@@ -1,7 +1,7 @@
 //! Envs: an overlay upper + work dir plus `env.json`, under `envs/<name>/`.
 //!
 //! Creating one is O(1) whatever the image size and however many envs exist: a staging dir,
-//! three mkdirs, a small JSON write, an empty lock file, and one `RENAME_NOREPLACE` into
+//! two mkdirs, a small JSON write, an empty lock file, and one `RENAME_NOREPLACE` into
 //! `envs/<name>` (two racing creators: the kernel picks exactly one winner). No directory is
 //! scanned and nothing is fsynced on this path.
 //!
@@ -66,9 +66,11 @@ impl Store {
             config,
             created: now(),
         };
+        // The staging dir itself becomes the env dir (its `.lock` rides along, unheld after
+        // this call): one mkdir and one removal fewer than staging a subdirectory.
         let st = self.stage()?;
-        let d = st.path().join("env");
-        for p in [d.clone(), d.join("upper"), d.join("work")] {
+        let d = st.path().to_path_buf();
+        for p in [d.join("upper"), d.join("work")] {
             std::fs::create_dir(&p).at(&p)?;
         }
         let json = d.join("env.json");
@@ -215,11 +217,14 @@ impl Store {
             }
             let _ = std::fs::remove_dir(&run);
         }
-        let st = self.stage()?;
-        let graveyard = st.path().join("env");
+        // Out of envs/ in one rename, then removed; if this process dies meanwhile the dir is
+        // an unlocked leftover in tmp/ that gc removes.
+        let graveyard = self
+            .tmp_dir()
+            .join(format!("rm-{}", crate::fsutil::unique_token()));
         std::fs::rename(&lock.paths.dir, &graveyard).at(&lock.paths.dir)?;
         drop(lock);
-        drop(st);
+        crate::fsutil::remove_tree(&graveyard).at(&graveyard)?;
         Ok(())
     }
 

@@ -73,12 +73,42 @@ pub fn publish_file(tmp: &Path, dest: &Path, data: &[u8], replace: bool) -> Resu
     result
 }
 
-/// Removes a tree if it exists; does not follow symlinks.
+/// Removes a tree if it exists; does not follow symlinks. Directories without write or search
+/// permission (a read-only dir in a rootless layer, overlay's `work/work` with mode 000) are
+/// made accessible first when the plain removal is refused.
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_dirs_accessible(path);
+            match std::fs::remove_dir_all(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        }
         r => r,
+    }
+}
+
+fn make_dirs_accessible(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(md) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !md.is_dir() {
+        return;
+    }
+    let mode = md.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                make_dirs_accessible(&e.path());
+            }
+        }
     }
 }
 
@@ -133,6 +163,21 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
         publish_file(&d.path().join(".t3"), &dest, b"three", true).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"three");
+    }
+
+    #[test]
+    fn remove_tree_handles_locked_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("t");
+        std::fs::create_dir_all(t.join("ro/inner")).unwrap();
+        std::fs::write(t.join("ro/inner/f"), "x").unwrap();
+        std::fs::set_permissions(t.join("ro/inner"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
+        std::fs::set_permissions(t.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        remove_tree(&t).unwrap();
+        assert!(!t.exists());
+        remove_tree(&t).unwrap();
     }
 
     #[test]
