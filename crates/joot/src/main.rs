@@ -16,7 +16,15 @@ use tracing_subscriber::EnvFilter;
 const EXIT_ERROR: i32 = 125;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with status 0; usage errors are joot errors (125).
+            let code = if err.use_stderr() { EXIT_ERROR } else { 0 };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
     init_logging(cli.verbose, cli.quiet);
     let code = match config::Config::load() {
         Ok((config, path)) => {
