@@ -276,6 +276,10 @@ impl MountPlan {
             ro: false,
         });
 
+        for m in &spec.masks {
+            ops.push(MountOp::MaskPath { dst: m.clone() });
+        }
+
         let in_place = spec.rootfs.upper == Upper::Tmpfs;
         if let Some(resolv) = &host.resolv_conf {
             ops.push(MountOp::File {

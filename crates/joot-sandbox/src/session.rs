@@ -220,7 +220,7 @@ pub fn run_env(store: &Store, env: &Env, req: &RunRequest) -> Result<i32> {
         // upperdir path"): a host-based env keeps its changes on the run's tmpfs only.
         EnvSource::Host => (vec![PathBuf::from("/")], host_upper(&paths), None),
     };
-    let spec = build_spec(
+    let mut spec = build_spec(
         store,
         lowers,
         upper,
@@ -229,28 +229,30 @@ pub fn run_env(store: &Store, env: &Env, req: &RunRequest) -> Result<i32> {
         image_cfg.as_ref(),
         req,
     )?;
+    if env.source == EnvSource::Host {
+        mask_store(store, &mut spec);
+    }
     let code = crate::run(&spec);
     drop(lock);
     code
 }
 
-/// The upper of a host-based env: its own dir when it is on another filesystem than `/`,
-/// else the run's tmpfs (overlay refuses an upper inside its lower on the same filesystem).
+/// The upper of a host-based env: its own upper dir. (Overlay accepts an upper inside its
+/// lower on the same filesystem here, Linux 6.18, tested; the store itself is masked inside
+/// host-based runs, see [`mask_store`].)
 fn host_upper(paths: &joot_store::EnvPaths) -> Upper {
-    use std::os::unix::fs::MetadataExt;
-    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    if dev(&paths.upper).is_some() && dev(&paths.upper) != dev(Path::new("/")) {
-        Upper::Dir {
-            upper: paths.upper.clone(),
-            work: paths.work.clone(),
-            volatile: false,
-        }
-    } else {
-        tracing::warn!(
-            "the store is on the same filesystem as /: changes of a host-based env are kept \
-             only for the duration of each run"
-        );
-        Upper::Tmpfs
+    Upper::Dir {
+        upper: paths.upper.clone(),
+        work: paths.work.clone(),
+        volatile: false,
+    }
+}
+
+/// In a run over the host's root, hides the store (other envs' files, layers) behind an
+/// empty read-only tmpfs.
+fn mask_store(store: &Store, spec: &mut RunSpec) {
+    if let Some(root) = store.root().to_str() {
+        spec.masks.push(root.to_string());
     }
 }
 
@@ -274,7 +276,7 @@ pub fn run_ephemeral(
         Base::Host => (vec![PathBuf::from("/")], None, "joot".to_string()),
     };
     let _lease = store.lease()?;
-    let spec = build_spec(
+    let mut spec = build_spec(
         store,
         lowers,
         Upper::Tmpfs,
@@ -283,6 +285,9 @@ pub fn run_ephemeral(
         image_cfg,
         req,
     )?;
+    if *base == Base::Host {
+        mask_store(store, &mut spec);
+    }
     crate::run(&spec)
 }
 

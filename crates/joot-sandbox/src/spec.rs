@@ -85,6 +85,9 @@ pub struct RunSpec {
     pub hostname: String,
     pub net: Net,
     pub binds: Vec<Bind>,
+    /// Paths inside the root to hide (an empty read-only tmpfs over a directory, /dev/null
+    /// over a file); e.g. the store itself in a `--from host` run.
+    pub masks: Vec<String>,
     pub caps: CapMode,
     /// Give the command a new pseudo-terminal as its controlling terminal (interactive use).
     pub tty: bool,
@@ -113,6 +116,7 @@ impl RunSpec {
             hostname: "joot".to_string(),
             net: Net::Host,
             binds: Vec::new(),
+            masks: Vec::new(),
             caps: CapMode::Default,
             tty: false,
             resolv: true,

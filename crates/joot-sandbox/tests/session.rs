@@ -175,6 +175,18 @@ fn from_host_leaves_the_host_untouched() {
     .unwrap();
     assert_eq!(code, 0);
     assert!(!std::path::Path::new(&marker).exists());
+
+    // A host-based env keeps its changes in its own upper.
+    let name = Name::parse("h1").unwrap();
+    let env = f
+        .store
+        .create_env(&name, EnvSource::Host, EnvConfig::default())
+        .unwrap();
+    let code = session::run_env(&f.store, &env, &sh(&format!("echo kept > {marker}"))).unwrap();
+    assert_eq!(code, 0);
+    assert!(!std::path::Path::new(&marker).exists());
+    let code = session::run_env(&f.store, &env, &sh(&format!("grep -q kept {marker}"))).unwrap();
+    assert_eq!(code, 0);
 }
 
 #[test]
