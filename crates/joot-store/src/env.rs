@@ -59,6 +59,21 @@ struct CommitRecord {
 impl Store {
     /// Creates env `name`. Fails with "env 'x' already exists" if the name is taken.
     pub fn create_env(&self, name: &Name, source: EnvSource, config: EnvConfig) -> Result<Env> {
+        // With a lease held gc cannot sweep, so layers that exist now still exist once the
+        // env names them (an `rmi` + `gc` racing this create cannot leave it dangling).
+        let _lease = match &source {
+            EnvSource::Image { layers, .. } => {
+                let lease = self.lease()?;
+                if let Some(missing) = layers.iter().find(|l| !self.has_layer(l)) {
+                    return Err(Error::NotFound {
+                        kind: "layer",
+                        name: missing.to_string(),
+                    });
+                }
+                Some(lease)
+            }
+            EnvSource::Host => None,
+        };
         let env = Env {
             format: META_FORMAT,
             name: name.clone(),

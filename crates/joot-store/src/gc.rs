@@ -20,7 +20,7 @@ use crate::name::Name;
 use crate::store::{Store, open_lock_file};
 
 /// What `gc` removed or repaired.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
     /// Mount points detached (deepest first).
     pub mounts: Vec<PathBuf>,

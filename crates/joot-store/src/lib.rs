@@ -33,6 +33,7 @@
 //! Store::set_env_config(&EnvLock, EnvConfig) -> Result<Env>
 //! Store::commit_env(&Name, new_image: &Name, Origin) -> Result<Image>
 //! Store::commit_locked(&EnvLock, new_image: &Name, Origin) -> Result<Image>
+//! Store::import_image<R: Read>(R, &Name, source: &str, Replace) -> Result<(Image, ImportStats)>  // any compression
 //! Store::gc() -> Result<GcReport>                        // GcReport: Display lists what was removed
 //! Name::parse(&str) -> Result<Name>;  LayerId::parse(&str) / LayerId::random()
 //! EnvSource::from_image(&Image);  Image::new(Name, Vec<LayerId>)
@@ -61,6 +62,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gc;
 pub mod image;
+mod import;
 pub mod layer;
 pub mod merge;
 pub mod meta;

@@ -538,3 +538,83 @@ fn merged_export_applies_whiteouts_and_opaque_dirs() {
         .unwrap();
     assert_eq!(s, "z");
 }
+
+#[test]
+fn import_image_publishes_one_layer_or_nothing() {
+    let c = case("import_image");
+    let store = joot_store::Store::open(c.base.join("store")).unwrap();
+    let name = joot_store::Name::parse("deb").unwrap();
+    let bytes = tar_of(|b| {
+        raw(b, "./", EntryType::Directory, None, b"");
+        raw(b, "etc/os-release", EntryType::Regular, None, b"ID=test\n");
+    });
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&bytes).unwrap();
+    let xz = xz.finish().unwrap();
+    let (image, stats) = store
+        .import_image(&xz[..], &name, "rootfs.tar.xz", joot_store::Replace::No)
+        .unwrap();
+    assert_eq!(stats.files, 1);
+    assert_eq!(image.layers.len(), 1);
+    let root = store.layer_root(&image.layers[0]);
+    assert_eq!(
+        std::fs::read(root.join("etc/os-release")).unwrap(),
+        b"ID=test\n"
+    );
+    let meta = store.layer(&image.layers[0]).unwrap();
+    assert_eq!(
+        meta.origin,
+        joot_store::Origin::Import {
+            source: "rootfs.tar.xz".into()
+        }
+    );
+    // A hostile archive publishes nothing and leaves no staging behind.
+    let evil = tar_of(|b| raw(b, "../x", EntryType::Regular, None, b"x"));
+    let other = joot_store::Name::parse("evil").unwrap();
+    let err = store
+        .import_image(&evil[..], &other, "-", joot_store::Replace::No)
+        .unwrap_err();
+    assert!(err.to_string().contains("'../x'"), "{err}");
+    assert!(store.image(&other).is_err());
+    assert_eq!(store.layers().unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    assert!(matches!(
+        store.import_image(&xz[..], &name, "again", joot_store::Replace::No),
+        Err(joot_store::Error::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn import_without_same_owner_skips_devices_and_chown() {
+    let c = case("not_same_owner");
+    let bytes = tar_of(|b| {
+        let mut h = Header::new_gnu();
+        set_bytes(&mut h.as_old_mut().name, b"dev/null");
+        h.set_entry_type(EntryType::Char);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        h.set_mode(0o666);
+        h.set_uid(4242);
+        h.set_gid(4242);
+        h.set_mtime(0);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        let mut h = Header::new_gnu();
+        set_bytes(&mut h.as_old_mut().name, b"f");
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(4242);
+        h.set_gid(4242);
+        h.set_mtime(0);
+        h.set_size(1);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+    });
+    let opts = joot_store::archive::ImportOptions { same_owner: false };
+    let stats = joot_store::archive::import_tar_with(&bytes[..], &c.dest, &opts).unwrap();
+    assert_eq!(stats.skipped_devices, 1);
+    assert!(!c.dest.join("dev/null").exists());
+    let md = std::fs::metadata(c.dest.join("f")).unwrap();
+    assert_eq!(md.uid(), rustix::process::geteuid().as_raw());
+}

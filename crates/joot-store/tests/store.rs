@@ -135,6 +135,24 @@ fn env_create_get_list_remove() {
 }
 
 #[test]
+fn create_env_refuses_missing_layers() {
+    let d = temp("env_missing_layer");
+    let store = Store::open(d.path()).unwrap();
+    let source = EnvSource::Image {
+        name: name("gone"),
+        layers: vec![LayerId::random()],
+    };
+    let err = store
+        .create_env(&name("e"), source, EnvConfig::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { kind: "layer", .. }),
+        "{err}"
+    );
+    assert!(store.envs().unwrap().is_empty());
+}
+
+#[test]
 fn concurrent_creates_of_one_name_have_one_winner() {
     let d = temp("concurrent_create");
     let store = Store::open(d.path()).unwrap();

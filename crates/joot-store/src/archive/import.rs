@@ -46,7 +46,7 @@ impl Default for ImportOptions {
 }
 
 /// What an import wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImportStats {
     pub entries: u64,
     pub files: u64,
