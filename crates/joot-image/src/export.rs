@@ -3,6 +3,7 @@
 //! and GRUB for BIOS, then convert), all into a scratch directory beside the output that is
 //! renamed into place at the end, so a failed export leaves no half-written output.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::disk::{self, Ext4Spec};
@@ -422,57 +423,40 @@ pub fn export(
     export_tree(&src.tree, &src.ids, opts, rep)
 }
 
-/// Writes the merged tree of `src` as a rootfs tar archive (plain, gzip or zstd): GNU tar over
-/// the read-only merged view (owners numeric, xattrs kept, names sorted, mtimes clamped to the
-/// export epoch so the archive is reproducible), compressed in-process, renamed into place.
+/// Writes the merged tree of `src` as a rootfs tar archive (plain, gzip or zstd) with
+/// joot-store's userspace merge (whiteouts applied, names sorted, numeric owners, xattrs, mtimes
+/// clamped to `SOURCE_DATE_EPOCH` when set): no mount, no privilege. Written beside the output
+/// and renamed into place.
 pub fn export_tar(
     src: &ExportSource,
     opts: &ExportOptions,
     compression: crate::format::TarCompression,
 ) -> Result<()> {
     use crate::format::TarCompression;
-    crate::tool::TAR.path()?;
-    let work = disk::work_dir(&opts.output)?;
-    let plain = work.path().join("rootfs.tar");
-    let plain2 = plain.clone();
-    let epoch = opts.epoch;
-    src.tree.run_with_merged(&move |merged: &Path| {
-        let mut cmd = std::process::Command::new("tar");
-        cmd.env("LC_ALL", "C")
-            .arg("-C")
-            .arg(merged)
-            .args([
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "--sort=name",
-                "--format=posix",
-                "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
-                "--clamp-mtime",
-            ])
-            .arg(format!("--mtime=@{epoch}"))
-            .arg("-cf")
-            .arg(&plain2)
-            .arg(".");
-        cmd
-    })?;
-    let produced = match compression {
-        TarCompression::None => plain,
-        TarCompression::Gzip | TarCompression::Zstd => {
-            let out = work.path().join("rootfs.tar.z");
-            let mut input = fs_err::File::open(&plain)?;
-            let file = fs_err::File::create(&out)?;
-            if compression == TarCompression::Gzip {
-                let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-                std::io::copy(&mut input, &mut enc)?;
-                enc.finish()?.sync_all()?;
-            } else {
-                let mut enc = zstd::Encoder::new(file, 3)?;
-                std::io::copy(&mut input, &mut enc)?;
-                enc.finish()?.sync_all()?;
-            }
-            out
-        }
+    let layers: Vec<PathBuf> = match &src.tree {
+        Tree::Dir(d) => vec![d.clone()],
+        Tree::Layers(l) => l.clone(),
     };
-    place(&produced, &opts.output, opts.force)
+    let work = disk::work_dir(&opts.output)?;
+    let out = work.path().join("rootfs.tar");
+    let mut file = std::io::BufWriter::new(fs_err::File::create(&out)?);
+    let tar_opts = joot_store::archive::TarOptions::default();
+    match compression {
+        TarCompression::None => {
+            joot_store::archive::write_merged_tar(&layers, &mut file, &tar_opts)?;
+            file.flush()?;
+        }
+        TarCompression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+            joot_store::archive::write_merged_tar(&layers, &mut enc, &tar_opts)?;
+            enc.finish()?.flush()?;
+        }
+        TarCompression::Zstd => {
+            let mut enc = zstd::Encoder::new(file, 3)?;
+            joot_store::archive::write_merged_tar(&layers, &mut enc, &tar_opts)?;
+            enc.finish()?.flush()?;
+        }
+    }
+    fs_err::File::open(&out)?.sync_all()?;
+    place(&out, &opts.output, opts.force)
 }
