@@ -468,3 +468,33 @@ fn init_reaps_orphaned_zombies() {
     assert_eq!(code, 0);
     assert_eq!(f.read("z").trim(), "none");
 }
+
+#[test]
+fn sigterm_to_joot_reaches_the_command() {
+    if !root("sigterm_to_joot_reaches_the_command") {
+        return;
+    }
+    let f = Fixture::new("sigterm");
+    let spec = f.sh(
+        "trap 'echo got-term > /out/sig; exit 7' TERM; echo ready > /out/ready; \
+         while :; do sleep 0.05; done",
+    );
+    let joot =
+        joot_sys::process::spawn_in_namespaces(0, move || run(&spec).unwrap_or(125)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f.out().join("ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = rustix::process::Pid::from_raw(joot).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let (_, st) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        .unwrap()
+        .unwrap();
+    // joot exits with the command's status, after the command handled the signal.
+    assert_eq!(st.exit_status(), Some(7));
+    assert_eq!(f.read("sig").trim(), "got-term");
+}
