@@ -107,8 +107,10 @@ impl Store {
                 && let Some(first) = rel.components().next()
                 && let Some(name) = first.as_os_str().to_str()
                 && let Ok(name) = Name::parse(name)
-                && self.env_paths(&name).mounted.exists()
+                && (self.env_paths(&name).mounted.exists() || self.env_busy(&name))
             {
+                // Recorded by `joot mount`, or being mounted/unmounted right now by the holder
+                // of the env lock.
                 continue;
             }
             stale.push(point);
@@ -124,6 +126,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// True when another process holds env `name`'s lock.
+    fn env_busy(&self, name: &Name) -> bool {
+        match std::fs::File::open(self.env_paths(name).lock) {
+            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
     }
 
     fn gc_staging(&self, report: &mut GcReport) -> Result<()> {
