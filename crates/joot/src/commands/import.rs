@@ -35,8 +35,77 @@ pub fn run(ctx: &Ctx, args: &cli::ImportArgs) -> Result<i32> {
             path.display()
         );
     }
+    if let Some(format) = joot_image::import::detect(path) {
+        return import_disk(ctx, path, format, args);
+    }
+    if joot_oci::import::detect(path) {
+        let reporter = super::pull::OciReporter::new(ctx.progress());
+        let opts = joot_oci::import::ImportOptions {
+            replace: args.replace,
+            ..Default::default()
+        };
+        joot_oci::import::import_archive_with(store, path, &name, &opts, &reporter)
+            .with_context(|| format!("cannot import {}", path.display()))?;
+        println!("{name}");
+        return Ok(0);
+    }
+    if let Some(format) = joot_image::import::detect(path) {
+        let mut opts = joot_image::import::ImportDiskOptions::new(name.as_str())?;
+        opts.partition = args.partition;
+        opts.replace = args.replace;
+        opts.format = Some(format);
+        let report = joot_image::import::import_disk(store, path, &opts)
+            .with_context(|| format!("cannot import {}", path.display()))?;
+        ctx.progress().line(&format!(
+            "imported {} ({:?}) partition {} ({}): {} entries",
+            path.display(),
+            report.format,
+            report.partition,
+            report.filesystem,
+            report.stats.entries
+        ));
+        println!("{name}");
+        return Ok(0);
+    }
+    if args.partition.is_some() {
+        bail!(
+            "--partition applies to disk images, and {} is not one",
+            path.display()
+        );
+    }
     let file = fs_err::File::open(path)?;
     import_tarball(ctx, Box::new(file), &args.source, &name, replace)
+}
+
+/// A disk image (raw, qcow2, vmdk, vhd, vhdx): joot-image finds and reads its root filesystem.
+fn import_disk(
+    ctx: &Ctx,
+    path: &Path,
+    format: joot_image::DiskFormat,
+    args: &cli::ImportArgs,
+) -> Result<i32> {
+    let mut opts = joot_image::import::ImportDiskOptions::new(&args.name)?;
+    opts.partition = args.partition;
+    opts.replace = args.replace;
+    opts.format = Some(format);
+    let report = joot_image::import::import_disk(ctx.store()?, path, &opts)
+        .with_context(|| format!("cannot import {}", path.display()))?;
+    ctx.progress().line(&format!(
+        "imported {} ({}, partition {}, {}): {} entries, {}{}",
+        path.display(),
+        report.format.name(),
+        report.partition,
+        report.filesystem,
+        report.stats.entries,
+        fmt_bytes(report.stats.bytes),
+        if report.stats.skipped > 0 {
+            format!(", {} skipped", report.stats.skipped)
+        } else {
+            String::new()
+        }
+    ));
+    println!("{}", report.image);
+    Ok(0)
 }
 
 fn import_tarball(
