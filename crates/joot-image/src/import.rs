@@ -55,6 +55,10 @@ pub fn detect(path: &Path) -> Option<DiskFormat> {
             return Some(DiskFormat::Vhd);
         }
     }
+    // A tar archive (the `ustar` magic at 257) is never a raw disk, whatever its bytes.
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return None;
+    }
     if head.len() >= 1082
         && (&head[512..520] == b"EFI PART"
             || (head[510] == 0x55 && head[511] == 0xAA)
