@@ -7,6 +7,20 @@
 //! small init (PID 1) that runs the command as PID 2. No helper program is executed between
 //! joot and the command: that is where the speed comes from. The [`tool`] module runs host
 //! programs for the other crates, and [`session`] ties environments of the store to runs.
+//!
+//! Choices made by measurement (busybox root, `true`, 2 shared cores, medians of 300 runs;
+//! `examples/run-floor.rs` reproduces them):
+//! - `--rm` puts upper+work on a tmpfs inside the run's own mount namespace rather than on a
+//!   `volatile` staging dir: 5.0 ms vs 9.2 ms for `true`, 5.8 ms vs 55 ms when the command
+//!   writes one file (removing the staging dir's copied-up files dominates), and nothing is
+//!   left on disk after a kill -9.
+//! - CPU time per run is 2.8 ms against 2.6 ms for `unshare -m -p -u -i -f true`; the rest of
+//!   the wall-clock gap is scheduling between the three processes (joot, init, command) and
+//!   one RCU grace period in the detach of the old root after pivot_root (perf sched).
+//! - /dev/shm is a directory of the /dev tmpfs and the generated /etc files of a `--rm` run are
+//!   written into its throw-away upper: every mount costs on every run and at teardown.
+//! - Without a user namespace the child does not wait for the parent (a pipe poll checks that
+//!   joot is alive after PR_SET_PDEATHSIG is armed); the error pipe is read after the wait.
 
 mod child;
 pub mod idmap;
