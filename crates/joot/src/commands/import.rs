@@ -35,9 +35,6 @@ pub fn run(ctx: &Ctx, args: &cli::ImportArgs) -> Result<i32> {
             path.display()
         );
     }
-    if let Some(format) = joot_image::import::detect(path) {
-        return import_disk(ctx, path, format, args);
-    }
     if joot_oci::import::detect(path) {
         let reporter = super::pull::OciReporter::new(ctx.progress());
         let opts = joot_oci::import::ImportOptions {
@@ -75,37 +72,6 @@ pub fn run(ctx: &Ctx, args: &cli::ImportArgs) -> Result<i32> {
     }
     let file = fs_err::File::open(path)?;
     import_tarball(ctx, Box::new(file), &args.source, &name, replace)
-}
-
-/// A disk image (raw, qcow2, vmdk, vhd, vhdx): joot-image finds and reads its root filesystem.
-fn import_disk(
-    ctx: &Ctx,
-    path: &Path,
-    format: joot_image::DiskFormat,
-    args: &cli::ImportArgs,
-) -> Result<i32> {
-    let mut opts = joot_image::import::ImportDiskOptions::new(&args.name)?;
-    opts.partition = args.partition;
-    opts.replace = args.replace;
-    opts.format = Some(format);
-    let report = joot_image::import::import_disk(ctx.store()?, path, &opts)
-        .with_context(|| format!("cannot import {}", path.display()))?;
-    ctx.progress().line(&format!(
-        "imported {} ({}, partition {}, {}): {} entries, {}{}",
-        path.display(),
-        report.format.name(),
-        report.partition,
-        report.filesystem,
-        report.stats.entries,
-        fmt_bytes(report.stats.bytes),
-        if report.stats.skipped > 0 {
-            format!(", {} skipped", report.stats.skipped)
-        } else {
-            String::new()
-        }
-    ));
-    println!("{}", report.image);
-    Ok(0)
 }
 
 fn import_tarball(
