@@ -138,6 +138,7 @@ fn kill9_at_any_point_then_gc_leaves_a_consistent_store() {
         let store = Store::open(&root).unwrap();
         check_consistent(&store);
         let report = store.gc().unwrap();
+        eprintln!("round {round}: gc removed {report:?}");
         assert!(!report.layers_skipped_busy);
         check_consistent(&store);
         assert_eq!(

@@ -487,4 +487,26 @@ fn commit_keeps_whiteouts_and_opaque_dirs_through_overlay() {
         std::fs::read_to_string(target.join("dir/new")).unwrap(),
         "n"
     );
+    drop(_m);
+
+    // The env keeps working on top of the new stack: fresh upper, the same work dir.
+    let env = store.env(&name("e")).unwrap();
+    assert_eq!(env.source.layers(), img.layers.as_slice());
+    let lowers: Vec<PathBuf> = env
+        .source
+        .layers()
+        .iter()
+        .rev()
+        .map(|l| store.layer_root(l))
+        .collect();
+    let m = mount_overlay(&lowers, Some((&p.upper, &p.work)), &target);
+    assert!(!target.join("gone").exists());
+    assert_eq!(std::fs::read_to_string(target.join("added")).unwrap(), "a");
+    std::fs::write(target.join("after"), "x").unwrap();
+    drop(m);
+    assert!(p.upper.join("after").is_file());
+    assert!(
+        !p.upper.join("added").exists(),
+        "the new upper starts empty"
+    );
 }
