@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::spec::{Bind, Net, RunSpec, Upper};
+use crate::spec::{Bind, CapMode, Net, RunSpec, Upper};
 
 /// What kind of object a bind target must be when it has to be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,11 +184,14 @@ impl MountPlan {
         ops.push(MountOp::Proc {
             dst: "/proc".into(),
         });
-        for p in PROC_READONLY {
-            ops.push(MountOp::ReadOnlyPath { dst: p.into() });
-        }
-        for p in PROC_MASKED {
-            ops.push(MountOp::MaskPath { dst: p.into() });
+        // `--privileged` (like docker's) also lifts the /proc masks and read-only paths.
+        if spec.caps == CapMode::Default {
+            for p in PROC_READONLY {
+                ops.push(MountOp::ReadOnlyPath { dst: p.into() });
+            }
+            for p in PROC_MASKED {
+                ops.push(MountOp::MaskPath { dst: p.into() });
+            }
         }
 
         // sysfs can only be mounted by a user namespace that owns the network namespace.
@@ -422,6 +425,22 @@ mod tests {
         }));
         assert!(plan.ops.contains(&MountOp::ReadOnlyPath {
             dst: "/proc/sys".into()
+        }));
+    }
+
+    #[test]
+    fn privileged_runs_have_no_proc_masks() {
+        let mut s = spec();
+        s.caps = CapMode::All;
+        let plan = MountPlan::build(&s, &HostFiles::default());
+        assert!(
+            !plan
+                .ops
+                .iter()
+                .any(|op| matches!(op, MountOp::MaskPath { .. } | MountOp::ReadOnlyPath { .. }))
+        );
+        assert!(plan.ops.contains(&MountOp::Proc {
+            dst: "/proc".into()
         }));
     }
 

@@ -12,6 +12,8 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// A fresh fixture for test `name`. Needs the host's busybox (package busybox-static):
+    /// without it the test is skipped (failed in strict mode) by the caller's probe.
     pub fn new(name: &str) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix(&format!("joot-sandbox-{name}-"))
@@ -55,6 +57,17 @@ impl Fixture {
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.out().join(name))
             .unwrap_or_else(|e| panic!("read /out/{name}: {e}"))
+    }
+}
+
+/// Probes what the fixture needs: busybox on the host.
+pub fn have_busybox(test: &str) -> bool {
+    if std::path::Path::new("/bin/busybox").exists()
+        || std::path::Path::new("/usr/bin/busybox").exists()
+    {
+        true
+    } else {
+        joot_test_support::skip(test, "needs busybox (apt-get install busybox-static)")
     }
 }
 

@@ -9,7 +9,7 @@ use common::{Fixture, assert_nothing_mounted_under};
 use joot_sandbox::{Bind, CapMode, Error, Net, Upper, run};
 
 fn root(name: &str) -> bool {
-    joot_test_support::require_root(name)
+    joot_test_support::require_root(name) && common::have_busybox(name)
 }
 
 #[test]
@@ -190,6 +190,9 @@ fn bind_targets_resolve_inside_the_root() {
 
 #[test]
 fn missing_bind_source_is_an_error_before_anything_starts() {
+    if !common::have_busybox("missing_bind_source_is_an_error_before_anything_starts") {
+        return;
+    }
     let f = Fixture::new("bindmissing");
     let mut spec = f.sh("true");
     spec.binds.push(Bind {

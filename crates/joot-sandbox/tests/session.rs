@@ -9,6 +9,10 @@ use common::assert_nothing_mounted_under;
 use joot_sandbox::session::{self, Base, RunRequest};
 use joot_store::{BindSpec, EnvConfig, EnvSource, Image, Name, NetMode, Origin, Replace, Store};
 
+fn root_and_busybox(name: &str) -> bool {
+    joot_test_support::require_root(name) && common::have_busybox(name)
+}
+
 struct StoreFixture {
     _dir: tempfile::TempDir,
     store: Store,
@@ -54,7 +58,7 @@ fn read(p: &std::path::Path) -> String {
 
 #[test]
 fn env_runs_keep_changes_and_use_the_env_config() {
-    if !joot_test_support::require_root("env_runs_keep_changes_and_use_the_env_config") {
+    if !root_and_busybox("env_runs_keep_changes_and_use_the_env_config") {
         return;
     }
     let f = store_fixture("envrun");
@@ -101,7 +105,7 @@ fn env_runs_keep_changes_and_use_the_env_config() {
 
 #[test]
 fn busy_env_is_refused() {
-    if !joot_test_support::require_root("busy_env_is_refused") {
+    if !root_and_busybox("busy_env_is_refused") {
         return;
     }
     let f = store_fixture("busy");
@@ -117,7 +121,7 @@ fn busy_env_is_refused() {
 
 #[test]
 fn ephemeral_runs_leave_nothing() {
-    if !joot_test_support::require_root("ephemeral_runs_leave_nothing") {
+    if !root_and_busybox("ephemeral_runs_leave_nothing") {
         return;
     }
     let f = store_fixture("ephemeral");
@@ -159,7 +163,7 @@ fn ephemeral_runs_leave_nothing() {
 
 #[test]
 fn from_host_leaves_the_host_untouched() {
-    if !joot_test_support::require_root("from_host_leaves_the_host_untouched") {
+    if !root_and_busybox("from_host_leaves_the_host_untouched") {
         return;
     }
     let f = store_fixture("fromhost");
@@ -191,7 +195,7 @@ fn from_host_leaves_the_host_untouched() {
 
 #[test]
 fn mount_and_umount_in_the_host_namespace() {
-    if !joot_test_support::require_root("mount_and_umount_in_the_host_namespace") {
+    if !root_and_busybox("mount_and_umount_in_the_host_namespace") {
         return;
     }
     let f = store_fixture("mount");
