@@ -148,6 +148,41 @@ pub(crate) fn write_file(root: &OwnedFd, rel: &str, data: &[u8], mode: u32) -> i
     Ok(())
 }
 
+/// Removes the files and symlinks directly in the directory `rel` (not subdirectories), except
+/// the names in `keep`. A missing directory is fine.
+pub(crate) fn clear_dir(root: &OwnedFd, rel: &str, keep: &[&str]) -> io::Result<()> {
+    let d = match rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    ) {
+        Ok(d) => d,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&d)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if matches!(
+            entry.file_type(),
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Symlink
+        ) && !keep.contains(&name.as_str())
+        {
+            names.push(entry.file_name().to_owned());
+        }
+    }
+    for name in names {
+        match rustix::fs::unlinkat(d.as_fd(), name.as_c_str(), AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Removes the file or symlink at `rel` if it exists.
 pub(crate) fn remove_file(root: &OwnedFd, rel: &str) -> io::Result<()> {
     let (dir, name) = split(rel);
@@ -218,6 +253,24 @@ mod tests {
         remove_install_guards(&root, Family::Debian).unwrap();
         assert!(!p.exists());
         remove_install_guards(&root, Family::Debian).unwrap();
+    }
+
+    #[test]
+    fn clears_package_files_but_keeps_named_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("var/cache/apt/archives");
+        std::fs::create_dir_all(dir.join("partial")).unwrap();
+        std::fs::write(dir.join("a.deb"), "").unwrap();
+        std::fs::write(dir.join("lock"), "").unwrap();
+        let r = open_root(t.path()).unwrap();
+        clear_dir(&r, "var/cache/apt/archives", &["lock"]).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["lock", "partial"]);
+        clear_dir(&r, "no/such/dir", &[]).unwrap();
     }
 
     #[test]

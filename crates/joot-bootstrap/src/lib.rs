@@ -69,6 +69,11 @@ fn installer_tool(o: &Options) -> Result<tool::Tool> {
             Ok(rpm::DNF)
         }
         Family::Debian => {
+            // Forcing debootstrap is for testing the fallback and for users who prefer it.
+            if std::env::var_os("JOOT_DEBIAN_INSTALLER").is_some_and(|v| v == "debootstrap") {
+                debian::DEBOOTSTRAP.check()?;
+                return Ok(debian::DEBOOTSTRAP);
+            }
             if debian::MMDEBSTRAP.is_present() {
                 return Ok(debian::MMDEBSTRAP);
             }
@@ -174,6 +179,13 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
                 })?
             };
             tool::run_streaming(&tool::isolated(&argv), &env, &mut on_line)?;
+            if tool.name == debian::DEBOOTSTRAP.name {
+                // debootstrap leaves the packages and the lists in the tree; mmdebstrap's
+                // cleanup removes them (they live in joot's cache instead).
+                let r = conventions::open_root(&root)?;
+                conventions::clear_dir(&r, "var/cache/apt/archives", &["lock"])?;
+                conventions::clear_dir(&r, "var/lib/apt/lists", &["lock"])?;
+            }
         }
         Installer::Rpm(p) => {
             let conf = scratch.path().join("dnf");

@@ -88,7 +88,7 @@ fn print_list(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<7} {:<4} {:<26} {:<8} SOURCE",
+        "{:<14} {:<7} {:<4} {:<30} {:<8} SOURCE",
         "DISTRO", "FAMILY", "PM", "RELEASES (*default)", "VARIANT"
     );
     for r in rows {
@@ -113,7 +113,7 @@ fn print_list(json: bool) -> Result<()> {
             r.sources.join(" ")
         };
         println!(
-            "{:<14} {:<7} {:<4} {:<26} {:<8} {}",
+            "{:<14} {:<7} {:<4} {:<30} {:<8} {}",
             r.id,
             r.family.as_str(),
             r.package_manager,
