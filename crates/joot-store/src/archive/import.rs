@@ -14,7 +14,8 @@
 //! symlinks and directories: directory modes and times are applied after their children),
 //! xattrs from pax `SCHILY.xattr.*` records (security.capability, user.*, trusted.*), hard links
 //! (to an entry already extracted inside the root), symlinks, char/block devices and fifos.
-//! On any error the destination is emptied again and the error names the entry.
+//! Overlayfs-internal xattrs other than the opaque marker (`redirect`, `metacopy`, ...) are
+//! dropped: an archive must not steer how layers merge. On any error the destination is emptied again and the error names the entry.
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -60,7 +61,7 @@ pub struct ImportStats {
     pub bytes: u64,
     /// Device nodes not created (no privilege).
     pub skipped_devices: u64,
-    /// Xattrs not set (no privilege).
+    /// Xattrs not set (no privilege, or overlayfs-internal ones other than `opaque`).
     pub skipped_xattrs: u64,
 }
 
@@ -220,7 +221,8 @@ impl Importer {
         let mode = header.mode().map_err(|e| format!("bad mode: {e}"))? & 0o7777;
         let uid = header.uid().map_err(|e| format!("bad uid: {e}"))?;
         let gid = header.gid().map_err(|e| format!("bad gid: {e}"))?;
-        let (xattrs, pax_mtime) = pax_records(entry)?;
+        let (xattrs, pax_mtime, skipped_xattrs) = pax_records(entry)?;
+        self.stats.skipped_xattrs += skipped_xattrs;
         let mtime = match pax_mtime {
             Some(t) => t,
             None => Timespec {
@@ -609,18 +611,32 @@ fn set_times_at(
         .map_err(|e| format!("set times: {}", io::Error::from(e)))
 }
 
-/// The entry's xattrs (`SCHILY.xattr.NAME`) and pax mtime, if any.
+/// Overlayfs's own xattrs steer how layers merge (`redirect`, `metacopy`, `origin`, ...; see
+/// Documentation/filesystems/overlayfs.rst): from an archive only the opaque-directory marker is
+/// taken, the rest is dropped (and counted as skipped).
+fn overlay_xattr_allowed(name: &str) -> bool {
+    match name
+        .strip_prefix("trusted.overlay.")
+        .or_else(|| name.strip_prefix("user.overlay."))
+    {
+        Some(rest) => rest == "opaque",
+        None => true,
+    }
+}
+
+/// The entry's xattrs (`SCHILY.xattr.NAME`), pax mtime if any, and how many xattrs were dropped.
 #[allow(clippy::type_complexity)]
 fn pax_records<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-) -> std::result::Result<(Vec<(String, Vec<u8>)>, Option<Timespec>), String> {
+) -> std::result::Result<(Vec<(String, Vec<u8>)>, Option<Timespec>, u64), String> {
     let mut xattrs = Vec::new();
     let mut mtime = None;
+    let mut skipped = 0;
     let Some(exts) = entry
         .pax_extensions()
         .map_err(|e| format!("bad pax header: {e}"))?
     else {
-        return Ok((xattrs, mtime));
+        return Ok((xattrs, mtime, skipped));
     };
     for ext in exts {
         let ext = ext.map_err(|e| format!("bad pax record: {e}"))?;
@@ -629,12 +645,16 @@ fn pax_records<R: Read>(
             if name.is_empty() || name.contains('\0') {
                 return Err(format!("bad xattr name {name:?}"));
             }
+            if !overlay_xattr_allowed(name) {
+                skipped += 1;
+                continue;
+            }
             xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
         } else if key == "mtime" {
             mtime = ext.value().ok().and_then(parse_pax_time);
         }
     }
-    Ok((xattrs, mtime))
+    Ok((xattrs, mtime, skipped))
 }
 
 /// Parses a pax time (`1700000000.123456789`, maybe negative).
@@ -671,6 +691,16 @@ mod tests {
         assert!(normalize(b"./").unwrap().is_empty());
         assert!(normalize(b"a/../b").is_err());
         assert!(normalize(b"../../etc/x").is_err());
+    }
+
+    #[test]
+    fn only_the_opaque_overlay_xattr_is_taken() {
+        assert!(overlay_xattr_allowed("trusted.overlay.opaque"));
+        assert!(overlay_xattr_allowed("user.overlay.opaque"));
+        assert!(overlay_xattr_allowed("security.capability"));
+        assert!(overlay_xattr_allowed("user.mime_type"));
+        assert!(!overlay_xattr_allowed("trusted.overlay.redirect"));
+        assert!(!overlay_xattr_allowed("user.overlay.metacopy"));
     }
 
     #[test]
