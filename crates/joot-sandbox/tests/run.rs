@@ -501,3 +501,25 @@ fn sigterm_to_joot_reaches_the_command() {
     assert_eq!(st.exit_status(), Some(7));
     assert_eq!(f.read("sig").trim(), "got-term");
 }
+
+#[test]
+fn many_layers_stack_in_order() {
+    if !root("many_layers_stack_in_order") {
+        return;
+    }
+    let f = Fixture::new("layers");
+    let mut lowers = vec![f.rootfs()];
+    for i in 0..40 {
+        let l = f.path().join(format!("layer{i}"));
+        std::fs::create_dir_all(l.join("layers")).unwrap();
+        std::fs::write(l.join(format!("layers/{i}")), "").unwrap();
+        // The topmost layer that has `top` wins.
+        std::fs::write(l.join("layers/top"), format!("{i}\n")).unwrap();
+        lowers.push(l);
+    }
+    let mut spec = f.sh("ls /layers | wc -l > /out/n; cat /layers/top > /out/top");
+    spec.rootfs.lowers = lowers;
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_eq!(f.read("n").trim(), "41");
+    assert_eq!(f.read("top").trim(), "39");
+}
