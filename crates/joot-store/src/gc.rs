@@ -36,9 +36,18 @@ pub struct GcReport {
     pub layer_bytes: u64,
     /// True when the layer sweep was skipped because another process holds a lease.
     pub layers_skipped_busy: bool,
+    /// Things that could not be removed (gc went on with the rest).
+    pub errors: Vec<String>,
 }
 
 impl GcReport {
+    fn removed_staging(&mut self, path: PathBuf) {
+        match remove_tree(&path) {
+            Ok(()) => self.staging.push(path),
+            Err(e) => self.errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+
     /// True when nothing was removed or repaired.
     pub fn is_empty(&self) -> bool {
         self.mounts.is_empty()
@@ -65,6 +74,9 @@ impl fmt::Display for GcReport {
         }
         for l in &self.layers {
             writeln!(f, "removed layer {l}")?;
+        }
+        for e in &self.errors {
+            writeln!(f, "could not remove {e}")?;
         }
         if self.layers_skipped_busy {
             writeln!(
@@ -143,8 +155,7 @@ impl Store {
             let path = entry.path();
             let ft = entry.file_type().at(&path)?;
             if !ft.is_dir() {
-                remove_tree(&path).at(&path)?;
-                report.staging.push(path);
+                report.removed_staging(path);
                 continue;
             }
             let lock = match open_lock_file(&path.join(".lock")) {
@@ -158,8 +169,7 @@ impl Store {
                 Err(e) => return Err(e),
             };
             if lock.try_lock().is_ok() {
-                remove_tree(&path).at(&path)?;
-                report.staging.push(path);
+                report.removed_staging(path);
             }
         }
         Ok(())
@@ -215,7 +225,12 @@ impl Store {
             let st = self.stage()?;
             let dead = st.path().join("layer");
             std::fs::rename(&dir, &dead).at(&dir)?;
-            remove_tree(&dead).at(&dead)?;
+            // Out of layers/ already; a failed removal is left to the next gc.
+            if let Err(e) = remove_tree(&dead) {
+                report
+                    .errors
+                    .push(format!("{}: {e} (left for the next gc)", dead.display()));
+            }
             report.layers.push(id);
             report.layer_bytes += bytes;
         }

@@ -140,6 +140,7 @@ fn kill9_at_any_point_then_gc_leaves_a_consistent_store() {
         let report = store.gc().unwrap();
         eprintln!("round {round}: gc removed {report:?}");
         assert!(!report.layers_skipped_busy);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
         check_consistent(&store);
         assert_eq!(
             std::fs::read_dir(store.tmp_dir()).unwrap().count(),
