@@ -88,12 +88,41 @@ impl IdMap {
         }
     }
 
-    /// `None` when running as root (no user namespace needed), else [`IdMap::detect`].
+    /// `None` when running as real root (no user namespace needed), [`IdMap::nested`] for
+    /// root inside a user namespace (a rootless verb re-executed by
+    /// [`crate::userns::reexec`]), else [`IdMap::detect`].
     pub fn for_current_user() -> Option<IdMap> {
         if rustix::process::geteuid().is_root() {
-            None
+            if crate::userns::in_initial_userns() {
+                None
+            } else {
+                Some(IdMap::nested())
+            }
         } else {
             Some(IdMap::detect())
+        }
+    }
+
+    /// For root inside a user namespace: a nested namespace mapping every id of the current
+    /// one to itself. Root there may write such maps directly (it holds CAP_SETUID and
+    /// CAP_SETGID over its own namespace), so `helpers` is true: setgroups stays allowed.
+    pub fn nested() -> IdMap {
+        let read = |p: &str| {
+            let ranges = parse_map(&std::fs::read_to_string(p).unwrap_or_default());
+            if ranges.is_empty() {
+                vec![IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: 1,
+                }]
+            } else {
+                ranges
+            }
+        };
+        IdMap {
+            uids: read("/proc/self/uid_map"),
+            gids: read("/proc/self/gid_map"),
+            helpers: true,
         }
     }
 
@@ -144,6 +173,15 @@ impl IdMap {
     /// Writes the maps of process `pid`: directly for a single id, through newuidmap and
     /// newgidmap (run concurrently) for ranges.
     pub fn apply(&self, pid: i32) -> std::io::Result<()> {
+        if self.helpers && rustix::process::geteuid().is_root() {
+            // Root of a user namespace writing a nested one's maps (see `nested`).
+            return joot_sys::ids::write_id_maps(
+                pid,
+                &self.uid_map_text(),
+                &self.gid_map_text(),
+                false,
+            );
+        }
         if !self.helpers {
             return joot_sys::ids::write_id_maps(
                 pid,
@@ -181,6 +219,23 @@ impl IdMap {
         }
         Ok(())
     }
+}
+
+/// The identity ranges (`inside == outside`) of the ids mapped by a /proc/PID/uid_map text.
+fn parse_map(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3 && f[2] > 0).then(|| IdRange {
+                inside: f[0],
+                outside: f[0],
+                count: f[2],
+            })
+        })
+        .collect()
 }
 
 fn map_text(ranges: &[IdRange]) -> String {
@@ -233,6 +288,26 @@ mod tests {
         assert_eq!(m.uid_map_text(), "0 1000 1\n1 100000 65536\n");
         assert!(m.helpers);
         assert!(m.maps_gid(5));
+    }
+
+    #[test]
+    fn nested_map_is_the_identity_of_the_current_ranges() {
+        let r = parse_map("         0       1002          1\n         1     165536      65536\n");
+        assert_eq!(
+            r,
+            vec![
+                IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 1,
+                    count: 65536
+                }
+            ]
+        );
     }
 
     #[test]

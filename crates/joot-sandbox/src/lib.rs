@@ -32,6 +32,7 @@ pub mod session;
 pub mod spec;
 pub mod tool;
 pub mod user;
+pub mod userns;
 
 use std::path::PathBuf;
 

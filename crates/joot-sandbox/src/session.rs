@@ -6,7 +6,7 @@
 //! Named commands and the hook of an env (stored in its [`EnvConfig`]):
 //! `commands: {start: "...", stop: "..."}` are shell commands run inside the env with
 //! `/bin/sh -c` ([`run_named`]); `umount_env` runs `stop` before unmounting. `hook` is a shell
-//! command run on the HOST before entering the env (as the invoking user, with `JOOT_ENV` and
+//! command run on the HOST before entering the env (as joot's own user, with `JOOT_ENV` and
 //! `JOOT_ENV_UPPER` set); a failing hook stops the run.
 
 use std::path::{Path, PathBuf};
@@ -344,6 +344,9 @@ pub fn mount_env(store: &Store, env: &Env) -> Result<PathBuf> {
         &RunRequest::default(),
     )?;
     spec.idmap = None;
+    if env.source == EnvSource::Host {
+        mask_store(store, &mut spec);
+    }
     spec.mount_point = store.run_dir(&env.name);
     std::fs::create_dir_all(&spec.mount_point).map_err(|source| Error::Io {
         context: format!("create {}", spec.mount_point.display()),
