@@ -396,8 +396,7 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
             let cfg = staging.path().join("config.json");
             let json = serde_json::json!({ "with": c.with, "recipe": ctx.recipe_json });
             std::fs::write(&cfg, serde_json::to_vec_pretty(&json).unwrap_or_default()).at(&cfg)?;
-            let root = HostRoot::mount(&lowers, &paths.upper, &paths.work, &store.run_dir(&name))
-                .at(store.run_dir(&name))?;
+            let root = mount_host_root(store, &name, &lowers, &paths, index, &module)?;
             let mut cmd = std::process::Command::new(&c.exe);
             cmd.arg(&c.name)
                 .arg(root.path())
@@ -409,8 +408,7 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
             host_command(cmd, &out_path, index, &module)
         }
         Module::Ansible(a) => {
-            let root = HostRoot::mount(&lowers, &paths.upper, &paths.work, &store.run_dir(&name))
-                .at(store.run_dir(&name))?;
+            let root = mount_host_root(store, &name, &lowers, &paths, index, &module)?;
             let home = staging.path().join("ansible");
             std::fs::create_dir_all(&home).at(&home)?;
             let mut cmd = std::process::Command::new("ansible-playbook");
@@ -523,6 +521,30 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
     drop(lock);
     drop(env);
     Ok(id)
+}
+
+/// Mounts the step's root on the host for a host-side module, with an error that says why.
+fn mount_host_root(
+    store: &Store,
+    env: &Name,
+    lowers: &[PathBuf],
+    paths: &joot_store::EnvPaths,
+    index: usize,
+    module: &str,
+) -> Result<HostRoot, BuildError> {
+    let target = store.run_dir(env);
+    HostRoot::mount(lowers, &paths.upper, &paths.work, &target).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) {
+            " (custom modules and ansible steps work on the image root mounted on the host, which needs root)"
+        } else {
+            ""
+        };
+        BuildError::Sandbox {
+            index,
+            module: module.to_string(),
+            reason: format!("cannot mount the image root at {}: {e}{hint}", target.display()),
+        }
+    })
 }
 
 enum StepRun {
