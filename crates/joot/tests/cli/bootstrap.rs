@@ -358,14 +358,14 @@ fn debian_bookworm_runs_and_installs_packages() {
             "--",
             "sh",
             "-c",
-            "test ! -s /etc/machine-id && /usr/sbin/policy-rc.d; echo policy=$?; cat /etc/apt/sources.list /etc/hostname",
+            "test ! -s /etc/machine-id && /usr/sbin/policy-rc.d; echo policy=$?; cat /etc/apt/sources.list; grep -c UNCONFIGURED /etc/fstab; true",
         ])
         .assert()
         .success()
         .stdout(
             predicate::str::contains("policy=101")
                 .and(predicate::str::contains("deb http://deb.debian.org/debian bookworm main"))
-                .and(predicate::str::contains("localhost")),
+                .and(predicate::str::ends_with("\n0\n")),
         );
     let env = format!("bt-apt-{}", std::process::id());
     sd.cmd()
