@@ -53,7 +53,16 @@
 //!
 //! Concurrency: env names are claimed with `RENAME_NOREPLACE` (one winner), env use is guarded
 //! by a non-blocking flock, `gc` only removes staging dirs whose lock it can take and sweeps
-//! layers only while no [`Lease`] is held ([`LayerBuilder`] and commits hold one).
+//! layers only while no [`Lease`] is held ([`LayerBuilder`], `create_env` from an image,
+//! `commit_*` and `import_image` hold one). A caller that publishes layers and names them in
+//! an image later (`new_layer` ... `put_image`) holds its own `Store::lease()` across both.
+//!
+//! Crash guarantees: after `kill -9` at any point, listings show only complete layers, images
+//! and envs; `gc` removes the leftovers (unlocked staging dirs, unfinished layer dirs) and rolls
+//! interrupted commits forward (so an env never loses its changes). Layer trees, layer and image
+//! metadata, commits and config changes are fsynced before they are published; env creation is
+//! not (it is a hot path): after a power loss a just-created env may be missing or unreadable,
+//! and is then skipped by listings.
 
 pub mod archive;
 pub mod compress;
