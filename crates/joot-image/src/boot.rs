@@ -292,7 +292,16 @@ pub fn boot(opts: &BootOptions, rep: &dyn Reporter, console: &mut dyn Write) -> 
     } else {
         None
     };
-    let mut cmd = Command::new(&qemu);
+    // qemu must not outlive joot even if joot is killed: util-linux setpriv sets the parent
+    // death signal and execs qemu (the setting survives exec), where available.
+    let mut cmd = match tool::which("setpriv") {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(&qemu);
+            c
+        }
+        None => Command::new(&qemu),
+    };
     cmd.args(qemu_args(opts, accel, vars.as_deref()));
     let argv = tool::argv_string(&cmd);
     tracing::debug!(%argv, "booting");

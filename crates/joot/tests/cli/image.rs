@@ -415,3 +415,58 @@ fn ec2_export_boots_with_direct_kernel() {
         "JOOT-BOOTED",
     );
 }
+
+/// qemu processes whose command line mentions `needle`.
+fn qemu_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains("qemu-system") && cmd.contains(needle) {
+                found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn boot_expect_timeout_fails_and_kills_qemu() {
+    let name = "boot_expect_timeout_fails_and_kills_qemu";
+    if !tools(name, &["qemu-system-x86_64"]) {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("joot-{name}-"))
+        .tempdir()
+        .unwrap();
+    // A blank disk never prints anything on the serial console.
+    let disk = dir.path().join("blank.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let out = Command::new(joot_test_support::joot_bin())
+        .arg("boot")
+        .arg(&disk)
+        .args([
+            "--memory",
+            "256M",
+            "--expect",
+            "never-printed",
+            "--timeout",
+            "3",
+        ])
+        .env("JOOT_CONFIG", "/nonexistent/joot-test-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        err.contains("TCG") || err.contains("tcg") || !err.contains("kvm_pvm"),
+        "{err}"
+    );
+    let left = qemu_with(&disk.display().to_string());
+    assert!(left.is_empty(), "qemu left running: {left:?}");
+}
