@@ -20,7 +20,7 @@ use crate::layer::Compression;
 use crate::platform::{self, Platform};
 use crate::reporter::Reporter;
 use crate::spec::{self, ManifestOrIndex};
-use crate::unpack::{LayerSource, import_image};
+use crate::unpack::{LayerSource, Opened, import_image};
 
 /// True when `path` is a `docker save` archive or an OCI image layout (directory or tar,
 /// possibly compressed).
@@ -330,7 +330,7 @@ fn import_docker(
             size: None,
         })
         .collect();
-    let mut open = |i: usize| members.open(&entry.layers[i]);
+    let mut open = |i: usize| members.open(&entry.layers[i]).map(Opened::unverified);
     import_image(
         store, name, &config, &layers, &mut open, origin, replace, reporter,
     )
@@ -386,7 +386,7 @@ fn import_layout(
         .collect::<Result<_>>()?;
     let mut open = |i: usize| {
         let d = layers[i].blob.as_ref().expect("layout layers have digests");
-        members.open(&Members::blob_name(d))
+        members.open(&Members::blob_name(d)).map(Opened::unverified)
     };
     import_image(
         store, name, &config, &layers, &mut open, origin, replace, reporter,

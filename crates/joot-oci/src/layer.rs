@@ -290,41 +290,68 @@ pub struct LayerBlob {
 }
 
 /// Writes the layer at `root` as a compressed blob into `out`, computing both digests as the
-/// bytes stream (one pass, no temporary tar).
+/// bytes stream (one pass, no temporary tar). The tree walk and the diff-id hash run on a
+/// second thread; compression and the blob hash on this one.
 pub fn write_layer_blob(
     root: &Path,
     out: impl Write,
     compression: Compression,
     opts: &TarWriteOptions,
 ) -> Result<LayerBlob> {
-    let blob = HashingWriter::new(out);
-    let (blob, diff_id) = match compression {
-        Compression::None => {
-            let tar = write_layer_tar(root, HashingWriter::new(blob), opts)?;
-            let (blob, diff_id, _) = tar.finish();
-            (blob, diff_id)
-        }
-        Compression::Gzip => {
-            let enc = flate2::write::GzEncoder::new(blob, gzip_level());
-            let tar = write_layer_tar(root, HashingWriter::new(enc), opts)?;
-            let (enc, diff_id, _) = tar.finish();
-            (enc.finish()?, diff_id)
-        }
-        Compression::Zstd => {
-            let enc = zstd::Encoder::new(blob, 3)?;
-            let tar = write_layer_tar(root, HashingWriter::new(enc), opts)?;
-            let (enc, diff_id, _) = tar.finish();
-            (enc.finish()?, diff_id)
-        }
-    };
-    let (mut out, digest, size) = blob.finish();
-    out.flush()?;
-    Ok(LayerBlob {
-        digest: digest.to_string(),
-        diff_id: diff_id.to_string(),
-        size,
-        compression,
+    std::thread::scope(|s| {
+        let (w, mut r) = crate::pipe::pipe();
+        let walker = s.spawn(move || -> Result<Digest> {
+            let tar = write_layer_tar(root, HashingWriter::new(w), opts)?;
+            let (w, diff, _) = tar.finish();
+            w.finish()?;
+            Ok(diff)
+        });
+        let blob = HashingWriter::new(out);
+        let compressed: Result<_> = (|| {
+            Ok(match compression {
+                Compression::None => {
+                    let mut b = blob;
+                    pump(&mut r, &mut b)?;
+                    b
+                }
+                Compression::Gzip => {
+                    let mut enc = flate2::write::GzEncoder::new(blob, gzip_level());
+                    pump(&mut r, &mut enc)?;
+                    enc.finish()?
+                }
+                Compression::Zstd => {
+                    let mut enc = zstd::Encoder::new(blob, 3)?;
+                    pump(&mut r, &mut enc)?;
+                    enc.finish()?
+                }
+            })
+        })();
+        drop(r);
+        let walked = walker
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("layer", "tar writer thread panicked")));
+        let blob = compressed?;
+        let diff_id = walked?;
+        let (mut out, digest, size) = blob.finish();
+        out.flush()?;
+        Ok(LayerBlob {
+            digest: digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size,
+            compression,
+        })
     })
+}
+
+fn pump(r: &mut impl Read, w: &mut impl Write) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n])?;
+    }
 }
 
 /// gzip level for written layers: `JOOT_GZIP_LEVEL` (0-9), default 1. Level 1 is several

@@ -14,6 +14,7 @@ mod export;
 pub mod import;
 pub mod layer;
 pub mod media;
+mod pipe;
 pub mod platform;
 pub mod registry;
 pub mod reporter;

@@ -30,7 +30,7 @@ use crate::layer::{Compression, LayerBlob};
 use crate::platform::{self, Platform};
 use crate::reporter::{Action, Event, Outcome, Relay, Reporter, forward, short};
 use crate::spec::{self, ManifestOrIndex};
-use crate::unpack::{LayerSource, import_image, present};
+use crate::unpack::{LayerSource, Opened, import_image, present};
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -304,12 +304,12 @@ async fn download(
     cache: BlobCache,
     relay: Relay,
     registry: String,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, bool)> {
     let d = desc.digest()?;
     let label = short(&desc.digest);
     if cache.has(&d) {
         let _ = relay.send(Event::End(label, Outcome::Cached));
-        return Ok(cache.path(&d));
+        return Ok((cache.path(&d), false));
     }
     let partial = cache.partial(&d);
     let mut offset = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -411,7 +411,7 @@ async fn download(
     drop(file);
     let path = cache.commit(&partial, &d)?;
     let _ = relay.send(Event::End(label, Outcome::Done));
-    Ok(path)
+    Ok((path, true))
 }
 
 /// Pulls `reference` into the store.
@@ -490,7 +490,7 @@ fn pull_inner(
         }
         jobs.push((i, d.clone()));
     }
-    let (done_tx, done_rx) = mpsc::channel::<(String, Result<PathBuf>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(String, Result<(PathBuf, bool)>)>();
     {
         let client = remote.client.clone();
         let reference = r.clone();
@@ -518,12 +518,12 @@ fn pull_inner(
                 .await;
         });
     }
-    let mut ready: HashMap<String, Result<PathBuf>> = HashMap::new();
+    let mut ready: HashMap<String, Result<(PathBuf, bool)>> = HashMap::new();
     let mut last_opened: Option<Digest> = None;
-    let mut open = |i: usize| -> Result<Box<dyn Read + Send>> {
+    let mut open = |i: usize| -> Result<Opened> {
         let d = &manifest.layers[i];
         let digest = d.digest()?;
-        let path = if scheduled.contains(&d.digest) {
+        let (path, fresh) = if scheduled.contains(&d.digest) {
             loop {
                 if let Some(res) = ready.get(&d.digest) {
                     match res {
@@ -553,10 +553,13 @@ fn pull_inner(
             ))?
         };
         last_opened = Some(digest);
-        Ok(Box::new(std::io::BufReader::with_capacity(
-            1 << 20,
-            fs_err::File::open(path)?,
-        )))
+        Ok(Opened {
+            reader: Box::new(std::io::BufReader::with_capacity(
+                1 << 20,
+                fs_err::File::open(path)?,
+            )),
+            verified: fresh,
+        })
     };
     let result = import_image(
         store,

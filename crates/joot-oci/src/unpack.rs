@@ -6,13 +6,15 @@
 //! layer already present (same diff id) is reused, not unpacked again.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use joot_store::{Image, LayerBuilder, LayerId, Name, Origin, Replace, Store};
 
 use crate::digest::{Digest, HashingReader, verify};
 use crate::error::{Error, Result};
 use crate::layer::{convert_whiteouts, decompress};
+use crate::pipe::pipe;
 use crate::reporter::{Action, Outcome, Reporter, short};
 use crate::spec;
 
@@ -27,8 +29,24 @@ pub(crate) struct LayerSource {
     pub size: Option<u64>,
 }
 
+/// An opened layer blob.
+pub(crate) struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    /// The blob was verified against its digest moments ago (a fresh download).
+    pub verified: bool,
+}
+
+impl Opened {
+    pub(crate) fn unverified(reader: Box<dyn Read + Send>) -> Opened {
+        Opened {
+            reader,
+            verified: false,
+        }
+    }
+}
+
 /// Opens the blob of layer `index`.
-pub(crate) type OpenBlob<'a> = dyn FnMut(usize) -> Result<Box<dyn Read + Send>> + 'a;
+pub(crate) type OpenBlob<'a> = dyn FnMut(usize) -> Result<Opened> + 'a;
 
 /// Whether layer `i` must be fetched: false when the store has its diff id already.
 pub(crate) fn present(store: &Store, diff_id: &Digest) -> Result<Option<LayerId>> {
@@ -86,9 +104,9 @@ pub(crate) fn import_image(
         }
         let mut builder = store.new_layer().map_err(Error::store)?;
         reporter.begin(&label, Action::Unpack, src.size);
-        let reader = open(i)?;
+        let opened = open(i)?;
         unpack_layer(
-            reader,
+            opened,
             src,
             &builder,
             store.xattr_ns().opaque_xattr(),
@@ -113,39 +131,106 @@ pub(crate) fn import_image(
     Ok(image)
 }
 
-/// Streams one blob through both digests into the builder's root.
+/// What the reading thread measured: the blob's digest and size (when checked), the diff id.
+type Streamed = (Option<(Digest, u64)>, Digest);
+
+/// Streams one blob through both digests into the builder's root. Reading, hashing and
+/// decompressing run on a second thread, the store's extractor on this one.
 fn unpack_layer(
-    reader: Box<dyn Read + Send>,
+    opened: Opened,
     src: &LayerSource,
     builder: &LayerBuilder,
     opaque_xattr: &str,
     what: &str,
 ) -> Result<()> {
     let root = builder.root();
-    let mut raw = HashingReader::new(reader);
-    let (diff, _) = {
-        let mut tar = HashingReader::new(decompress(&mut raw)?);
-        joot_store::archive::import_tar(&mut tar, &root).map_err(|e| Error::UnsafeLayer {
-            layer: what.to_string(),
-            reason: e.to_string(),
-        })?;
-        tar.finish()?
+    // A blob this pull has just downloaded and verified is not hashed a second time.
+    let want_blob = if opened.verified {
+        None
+    } else {
+        src.blob.clone()
     };
-    let (blob, n) = raw.finish()?;
-    if let Some(size) = src.size
-        && n != size
-    {
-        return Err(Error::Truncated {
-            digest: src
-                .blob
-                .as_ref()
-                .map_or_else(|| what.to_string(), |d| d.to_string()),
-            expected: size,
-            actual: n,
+    let failed = AtomicBool::new(false);
+    let (produced, extracted) = std::thread::scope(|s| {
+        let (mut w, r) = pipe();
+        let want_blob = want_blob.is_some();
+        let failed = &failed;
+        let producer = s.spawn(move || -> Result<Option<Streamed>> {
+            let mut raw = HashingReader::new(opened.reader);
+            let diff = {
+                let mut tar = match decompress(&mut raw) {
+                    Ok(d) => HashingReader::new(d),
+                    Err(e) => {
+                        w.fail(&io::Error::other(e.to_string()));
+                        return Err(e);
+                    }
+                };
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut consumer_gone = false;
+                loop {
+                    let n = match tar.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => {
+                            w.fail(&e);
+                            return Err(Error::invalid(
+                                format!("layer {what}"),
+                                format!("cannot read the blob: {e}; it is corrupt or truncated, nothing was stored"),
+                            ));
+                        }
+                    };
+                    if !consumer_gone && w.write_all(&buf[..n]).is_err() {
+                        // The extractor is done (end-of-archive) or failed; the diff id covers
+                        // the whole stream, so keep reading unless it failed.
+                        consumer_gone = true;
+                    }
+                    if failed.load(Ordering::Relaxed) {
+                        // The extractor refused the layer: its error is the one to report.
+                        return Ok(None);
+                    }
+                }
+                let _ = w.finish();
+                tar.finish()?.0
+            };
+            let blob = if want_blob {
+                Some(raw.finish()?)
+            } else {
+                None
+            };
+            Ok(Some((blob, diff)))
         });
-    }
-    if let Some(want) = &src.blob {
-        verify(&format!("layer {what} blob"), want, &blob)?;
+        let extracted = joot_store::archive::import_tar(r, &root);
+        if extracted.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("layer", "decompression thread panicked")));
+        (produced, extracted)
+    });
+    let refused = |e: joot_store::Error| Error::UnsafeLayer {
+        layer: what.to_string(),
+        reason: e.to_string(),
+    };
+    // A stream that cannot be read (corrupt, truncated) is the cause of whatever the extractor
+    // then said; otherwise the extractor's refusal is the error.
+    let (blob, diff) = match (produced, extracted) {
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(refused(e)),
+        (Ok(Some(p)), Ok(_)) => p,
+        (Ok(None), Ok(_)) => return Err(Error::invalid("layer", "extraction stopped")),
+    };
+    if let (Some(want), Some((got, n))) = (&want_blob, &blob) {
+        if let Some(size) = src.size
+            && *n != size
+        {
+            return Err(Error::Truncated {
+                digest: want.to_string(),
+                expected: size,
+                actual: *n,
+            });
+        }
+        verify(&format!("layer {what} blob"), want, got)?;
     }
     verify(&format!("layer {what} diff id"), &src.diff_id, &diff)?;
     convert_whiteouts(&root, opaque_xattr, what)?;
