@@ -618,3 +618,60 @@ fn import_without_same_owner_skips_devices_and_chown() {
     let md = std::fs::metadata(c.dest.join("f")).unwrap();
     assert_eq!(md.uid(), rustix::process::geteuid().as_raw());
 }
+
+#[test]
+fn rootless_layer_round_trip_keeps_whiteouts_and_user_opaque_dirs() {
+    // Runs as any user: whiteouts (char 0:0) need no CAP_MKNOD since Linux 5.8, and
+    // user.overlay.opaque is a user xattr.
+    let c = case("rootless_layer");
+    let (lo, up) = (c.base.join("lo"), c.base.join("up"));
+    std::fs::create_dir_all(lo.join("o")).unwrap();
+    std::fs::write(lo.join("gone"), "x").unwrap();
+    std::fs::write(lo.join("o/hidden"), "x").unwrap();
+    std::fs::create_dir_all(up.join("o")).unwrap();
+    std::fs::write(up.join("o/z"), "z").unwrap();
+    use rustix::fs::{CWD, FileType, Mode, XattrFlags};
+    rustix::fs::mknodat(
+        CWD,
+        up.join("gone"),
+        FileType::CharacterDevice,
+        Mode::empty(),
+        0,
+    )
+    .unwrap();
+    rustix::fs::setxattr(
+        up.join("o"),
+        "user.overlay.opaque",
+        b"y",
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    let opts = TarOptions {
+        mtime_clamp: None,
+        xattrs: true,
+    };
+
+    // The raw layer keeps its markers through export and a non-root-style import.
+    let mut raw_tar = Vec::new();
+    write_tar(&up, &mut raw_tar, &opts).unwrap();
+    let copy = c.base.join("copy");
+    let stats = joot_store::archive::import_tar_with(
+        &raw_tar[..],
+        &copy,
+        &joot_store::archive::ImportOptions { same_owner: false },
+    )
+    .unwrap();
+    assert_eq!(stats.skipped_devices, 0);
+    let wh = std::fs::symlink_metadata(copy.join("gone")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    assert_eq!(
+        xattr(&copy.join("o"), "user.overlay.opaque"),
+        Some(b"y".to_vec())
+    );
+
+    // The merged view of lower + copied upper applies them.
+    let mut merged = Vec::new();
+    write_merged_tar(&[lo, copy], &mut merged, &opts).unwrap();
+    let names: Vec<String> = list(&merged).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["./", "o", "o/z"]);
+}

@@ -368,10 +368,6 @@ impl Importer {
                     T::Block => FileType::BlockDevice,
                     _ => FileType::Fifo,
                 };
-                if ftype != FileType::Fifo && !self.opts.same_owner {
-                    self.stats.skipped_devices += 1;
-                    return Ok(());
-                }
                 let (major, minor) = if ftype == FileType::Fifo {
                     (0, 0)
                 } else {
@@ -386,6 +382,13 @@ impl Importer {
                             .unwrap_or(0),
                     )
                 };
+                // Without privilege only fifos and overlay whiteouts (char 0:0, which the
+                // kernel lets anyone create since Linux 5.8) can be made.
+                let whiteout = ftype == FileType::CharacterDevice && major == 0 && minor == 0;
+                if ftype != FileType::Fifo && !whiteout && !self.opts.same_owner {
+                    self.stats.skipped_devices += 1;
+                    return Ok(());
+                }
                 self.remove_existing(&parent, leaf)?;
                 rustix::fs::mknodat(
                     &parent,
