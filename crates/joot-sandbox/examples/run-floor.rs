@@ -1,6 +1,7 @@
 //! Micro benchmark helper: `run-floor ROOTFS MOUNT_POINT [CMD...]` runs CMD (default `true`)
 //! in a `--rm` style sandbox (tmpfs upper over ROOTFS) and exits with its status. Compare with
 //! `hyperfine -N 'unshare --mount --pid --uts --ipc --fork true' 'run-floor ROOTFS MNT'`.
+//! With `RUN_FLOOR_TTY=1` and no CMD it starts an interactive shell on a new pty.
 //! With `RUN_FLOOR_UPPER=staging:DIR` the upper is instead a fresh `volatile` overlay
 //! upper+work under DIR, removed after the run (the alternative `--rm` design).
 
@@ -12,11 +13,13 @@ fn main() {
         eprintln!("usage: run-floor ROOTFS MOUNT_POINT [CMD...]");
         std::process::exit(2);
     }
+    let tty = std::env::var("RUN_FLOOR_TTY").is_ok_and(|v| v == "1");
     let mut argv: Vec<String> = args[2..].to_vec();
-    if argv.is_empty() {
+    if argv.is_empty() && !tty {
         argv.push("true".into());
     }
     let mut spec = RunSpec::new(vec![args[0].clone().into()], args[1].clone().into(), argv);
+    spec.tty = tty;
     let mut staging = None;
     if let Ok(mode) = std::env::var("RUN_FLOOR_UPPER")
         && let Some(dir) = mode.strip_prefix("staging:")
