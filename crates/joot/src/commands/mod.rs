@@ -23,6 +23,7 @@ pub mod images;
 pub mod import;
 pub mod pull;
 pub mod push;
+pub mod rootless;
 pub mod run;
 
 /// What every verb gets: the configuration, the store (opened on first use, so verbs that need
@@ -81,6 +82,9 @@ pub fn default_root() -> PathBuf {
 
 /// Runs the verb and returns the exit status.
 pub fn dispatch(cli: &Cli, ctx: &Ctx) -> Result<i32> {
+    if let Some(code) = rootless::maybe_reexec(cli, ctx)? {
+        return Ok(code);
+    }
     match &cli.command {
         Command::Bootstrap(a) => bootstrap::run(ctx, a),
         Command::Build(a) => build::run(ctx, a),
