@@ -383,6 +383,50 @@ fn tarball_base_is_imported_once() {
     assert!(tree::lookup(&f.layers_of("fromtar"), Path::new("bin/busybox")).is_some());
 }
 
+/// A stand-in for `puppet` with the interface joot uses (`puppet apply --detailed-exitcodes
+/// [--modulepath DIR] MANIFEST`): records what it was given, exits 2 ("changes applied") or 4
+/// ("failures") like the real one. The real puppet is exercised by examples/config-mgmt.
+const FAKE_PUPPET: &str = r#"#!/bin/sh
+[ "$1" = apply ] || exit 64
+shift
+[ "$1" = --detailed-exitcodes ] || exit 65
+shift
+if [ "$1" = --modulepath ]; then ls "$2" > /etc/puppet-modules; shift 2; fi
+cp "$1" /etc/puppet-applied
+if grep -q FAIL "$1"; then echo "Error: manifest failed" >&2; exit 4; fi
+exit 2
+"#;
+
+#[test]
+fn puppet_step_applies_manifest_with_exit_codes() {
+    let Some(f) = fixture("puppet_step_applies_manifest_with_exit_codes") else {
+        return;
+    };
+    f.write("fake-puppet", FAKE_PUPPET, 0o755);
+    f.write("site.pp", "file { '/x': ensure => file }\n", 0o644);
+    std::fs::create_dir_all(f.recipe_dir().join("pmods/mymod")).unwrap();
+    let yaml = "version: 1\nname: pup\nfrom: bb\nsteps:\n  - files: [{src: fake-puppet, dst: /usr/bin/puppet, mode: \"0755\"}]\n  - puppet: {manifest: site.pp, modulepath: pmods}\n";
+    f.build(&f.opts(yaml)).0.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        f.read("pup", "etc/puppet-applied").as_deref(),
+        Some("file { '/x': ensure => file }\n")
+    );
+    assert_eq!(
+        f.read("pup", "etc/puppet-modules").as_deref(),
+        Some("mymod\n")
+    );
+
+    // Exit code 4 (resource failures) fails the step.
+    f.write("site.pp", "FAIL\n", 0o644);
+    let err = f.build(&f.opts(yaml)).0.unwrap_err();
+    let BuildError::StepFailed(fail) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((fail.index, fail.module.as_str()), (2, "puppet"));
+    assert_eq!(fail.status, "exit status 4");
+    assert!(fail.tail.contains("manifest failed"), "{}", fail.tail);
+}
+
 #[test]
 fn source_date_epoch_clamps_new_files() {
     let Some(f) = fixture("source_date_epoch_clamps_new_files") else {
