@@ -130,6 +130,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Bytes of file data in env `name`'s upper dir (its changes over its layers).
+    pub fn env_upper_size(&self, name: &Name) -> Result<u64> {
+        let upper = self.env_paths(name).upper;
+        if !upper.is_dir() {
+            return Err(Error::NotFound {
+                kind: "env",
+                name: name.to_string(),
+            });
+        }
+        tree_size(&upper).at(&upper)
+    }
+
     /// Locks env `name` exclusively, without blocking. Busy if another process holds the lock
     /// or the env is mounted with `joot mount`. Completes an interrupted commit first.
     pub fn lock_env(&self, name: &Name) -> Result<EnvLock> {

@@ -132,6 +132,20 @@ impl Store {
         Ok(ids)
     }
 
+    /// The root dirs of `layers`, in the same order (bottom to top for an image or env).
+    pub fn layer_roots(&self, layers: &[LayerId]) -> Vec<PathBuf> {
+        layers.iter().map(|l| self.layer_root(l)).collect()
+    }
+
+    /// Bytes of file data in `layers` (from their metadata; a missing layer counts 0).
+    pub fn layers_size(&self, layers: &[LayerId]) -> u64 {
+        layers
+            .iter()
+            .filter_map(|l| self.layer(l).ok())
+            .map(|m| m.size)
+            .sum()
+    }
+
     /// Finds a published layer by its OCI diff id.
     pub fn find_layer_by_diff_id(&self, diff_id: &str) -> Result<Option<LayerId>> {
         Ok(self

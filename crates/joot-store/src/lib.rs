@@ -19,6 +19,8 @@
 //! Store::new_layer() -> Result<LayerBuilder>             // .root(), .id(), .set_diff_id(s), .publish(Origin) -> Result<LayerId>
 //! Store::layer(&LayerId) -> Result<LayerMeta>;  Store::layers() -> Result<Vec<LayerMeta>>
 //! Store::has_layer(&LayerId) -> bool
+//! Store::layer_roots(&[LayerId]) -> Vec<PathBuf>;  Store::layers_size(&[LayerId]) -> u64
+//! Store::env_upper_size(&Name) -> Result<u64>
 //! Store::find_layer_by_diff_id(&str) -> Result<Option<LayerId>>
 //! Store::put_image(&Image, Replace) -> Result<()>;  Store::image(&Name) -> Result<Image>
 //! Store::images() -> Result<Vec<Image>>;  Store::remove_image(&Name, force: bool) -> Result<()>

@@ -237,6 +237,7 @@ fn commit_moves_upper_into_a_layer() {
         .unwrap();
     let p = store.env_paths(&name("e"));
     std::fs::write(p.upper.join("new"), "hello").unwrap();
+    assert_eq!(store.env_upper_size(&name("e")).unwrap(), 5);
     let img = store
         .commit_env(
             &name("e"),
@@ -249,6 +250,15 @@ fn commit_moves_upper_into_a_layer() {
         .unwrap();
     assert_eq!(img.layers.len(), 2);
     assert_eq!(img.layers[0], image.layers[0]);
+    assert_eq!(store.layers_size(&img.layers), 1 + 5);
+    assert_eq!(
+        store.layer_roots(&img.layers),
+        vec![
+            store.layer_root(&img.layers[0]),
+            store.layer_root(&img.layers[1])
+        ]
+    );
+    assert_eq!(store.env_upper_size(&name("e")).unwrap(), 0);
     assert_eq!(img.parent.as_deref(), Some("base"));
     let top = &img.layers[1];
     assert_eq!(
