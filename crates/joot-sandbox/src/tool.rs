@@ -77,6 +77,25 @@ impl Tool {
         Ok(Command::new(self.check()?))
     }
 
+    /// The first line the tool prints for `version_arg` (e.g. `--version`), for logs, `joot
+    /// doctor` and version checks.
+    pub fn version(&self, version_arg: &str) -> Result<String, ToolError> {
+        let mut cmd = Command::new(self.check()?);
+        cmd.arg(version_arg);
+        let out = run(cmd)?;
+        let text = if out.stdout.is_empty() {
+            out.stderr
+        } else {
+            out.stdout
+        };
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string())
+    }
+
     /// Checks presence, then runs `cmd` with [`run`].
     pub fn run(&self, cmd: Command) -> Result<Output, ToolError> {
         self.check()?;
@@ -205,6 +224,28 @@ mod tests {
         cmd.args(["-c", "kill -9 $$"]);
         let e = run(cmd).unwrap_err().to_string();
         assert!(e.contains("killed by SIGKILL"), "{e}");
+    }
+
+    #[test]
+    fn version_is_the_first_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("joot-tool-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fake-tool");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"fake-tool 1.2.3 ($1)\"\necho more\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = Tool {
+            name: Box::leak(path.to_string_lossy().into_owned().into_boxed_str()),
+            package: "fake",
+            reason: "for a test",
+        };
+        let v = t.version("--version");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(v.unwrap(), "fake-tool 1.2.3 (--version)");
     }
 
     #[test]
