@@ -533,7 +533,8 @@ fn mount_host_root(
     module: &str,
 ) -> Result<HostRoot, BuildError> {
     let target = store.run_dir(env);
-    HostRoot::mount(lowers, &paths.upper, &paths.work, &target).map_err(|e| {
+    let userxattr = store.xattr_ns() == joot_store::XattrNs::User;
+    HostRoot::mount(lowers, &paths.upper, &paths.work, &target, userxattr).map_err(|e| {
         let hint = if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) {
             " (custom modules and ansible steps work on the image root mounted on the host, which needs root)"
         } else {

@@ -15,19 +15,21 @@ pub struct HostRoot {
 
 impl HostRoot {
     /// Mounts `lowers` (bottom to top) with `upper`/`work` at `target` (created if missing).
+    /// `userxattr` for a rootless store, whose layers keep overlay xattrs in `user.overlay.*`.
     pub fn mount(
         lowers: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
+        userxattr: bool,
     ) -> std::io::Result<HostRoot> {
         std::fs::create_dir_all(target)?;
-        match mount_fd_api(lowers, upper, work, target) {
+        match mount_fd_api(lowers, upper, work, target, userxattr) {
             Ok(()) => {}
             // ENOSYS: no new mount API; EINVAL: no `lowerdir+` (kernels before 6.8).
             Err(e @ (rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL)) => {
                 tracing::warn!(error = %e, "fd-based overlay mount unavailable, using mount(2)");
-                mount_string(lowers, upper, work, target)?;
+                mount_string(lowers, upper, work, target, userxattr)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -49,10 +51,11 @@ fn mount_fd_api(
     upper: &Path,
     work: &Path,
     target: &Path,
+    userxattr: bool,
 ) -> rustix::io::Result<()> {
     use rustix::mount::{
         FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
-        fsconfig_set_string, fsmount, fsopen, move_mount,
+        fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
     };
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
     // Top to bottom: the first lower dir given is the uppermost.
@@ -61,6 +64,9 @@ fn mount_fd_api(
     }
     fsconfig_set_string(&fs, "upperdir", upper)?;
     fsconfig_set_string(&fs, "workdir", work)?;
+    if userxattr {
+        fsconfig_set_flag(&fs, "userxattr")?;
+    }
     fsconfig_create(&fs)?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
     move_mount(
@@ -79,6 +85,7 @@ fn mount_string(
     upper: &Path,
     work: &Path,
     target: &Path,
+    userxattr: bool,
 ) -> std::io::Result<()> {
     // `:` separates lower dirs and `,` options: neither may appear in a path (store paths are
     // ours; refuse rather than mis-parse).
@@ -101,12 +108,15 @@ fn mount_string(
         .rev()
         .map(|p| p.display().to_string())
         .collect();
-    let opts = format!(
+    let mut opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         upper.display(),
         work.display()
     );
+    if userxattr {
+        opts.push_str(",userxattr");
+    }
     let opts = std::ffi::CString::new(opts).map_err(std::io::Error::other)?;
     mount(
         "overlay",
