@@ -470,3 +470,44 @@ fn boot_expect_timeout_fails_and_kills_qemu() {
     let left = qemu_with(&disk.display().to_string());
     assert!(left.is_empty(), "qemu left running: {left:?}");
 }
+
+#[test]
+fn export_env_writes_its_current_state() {
+    let name = "export_env_writes_its_current_state";
+    if !require_root(name) || !tools(name, &["mkfs.ext4", "debugfs"]) {
+        return;
+    }
+    let ts = busybox_store(name);
+    ts.cmd()
+        .args(["create", "work", "--from", "bb"])
+        .assert()
+        .success();
+    ts.cmd()
+        .args(["run", "work", "--", "sh", "-c"])
+        .arg("echo changed-in-env > /root/marker && rm /etc/os-release")
+        .assert()
+        .success();
+    let disk = ts.scratch().join("env.img");
+    ts.cmd()
+        .args(["export", "work", "-o"])
+        .arg(&disk)
+        .args(["--partition", "none"])
+        .assert()
+        .success();
+    let cat = |path: &str| {
+        let out = Command::new("debugfs")
+            .args(["-R", &format!("cat {path}")])
+            .arg(&disk)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(cat("/root/marker").0, "changed-in-env\n");
+    // The deletion in the env's upper (a whiteout) is applied, not exported as a device.
+    let (out, err) = cat("/etc/os-release");
+    assert!(out.is_empty() && err.contains("not found"), "{out} {err}");
+    assert!(cat("/etc/passwd").0.contains("alice"));
+}
