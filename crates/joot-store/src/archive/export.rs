@@ -129,8 +129,11 @@ fn write_entries<W: Write>(
             h.set_size(md.len());
             let f = std::fs::File::open(&src).at(&src)?;
             // A file that changes size while being read would corrupt the stream: read
-            // exactly the size in the header.
-            let mut data = io::Read::take(f, md.len());
+            // exactly the size in the header, and fail if the file got shorter.
+            let mut data = Exact {
+                inner: io::Read::take(f, md.len()),
+                remaining: md.len(),
+            };
             b.append_data(&mut h, &rel, &mut data).map_err(ctx)?;
         } else if ft.is_symlink() {
             h.set_entry_type(EntryType::Symlink);
@@ -152,6 +155,29 @@ fn write_entries<W: Write>(
     }
     b.finish().map_err(|e| Error::io("<tar output>", e))?;
     Ok(())
+}
+
+/// Yields exactly `remaining` bytes or fails.
+struct Exact<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: io::Read> io::Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was being archived",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
 }
 
 fn clamp(mtime: i64, limit: Option<u64>) -> u64 {
@@ -238,6 +264,23 @@ fn append_pax<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_reader_fails_on_short_input() {
+        use std::io::Read;
+        let mut ok = Exact {
+            inner: &b"abc"[..],
+            remaining: 3,
+        };
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+        let mut short = Exact {
+            inner: &b"ab"[..],
+            remaining: 3,
+        };
+        assert!(short.read_to_end(&mut Vec::new()).is_err());
+    }
 
     #[test]
     fn pax_record_lengths_count_themselves() {
