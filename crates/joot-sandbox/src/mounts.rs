@@ -135,6 +135,20 @@ fn tmpfs(mode: u32, size: Option<&str>, attrs: m::MountAttrFlags) -> io::Result<
     m::fs_mount(fs.as_fd(), attrs).map_err(|e| with_messages(e, fs.as_fd()))
 }
 
+/// A read-write overlay of the host directory `lower` with `upper` and `work` (userxattr).
+fn dir_overlay(lower: &str, upper: &str, work: &str, volatile: bool) -> io::Result<OwnedFd> {
+    let fs = m::fs_open(c"overlay")?;
+    m::fs_set(fs.as_fd(), c"lowerdir+", &cstr(lower))
+        .or_else(|_| m::fs_set(fs.as_fd(), c"lowerdir", &cstr(lower)))?;
+    m::fs_set(fs.as_fd(), c"upperdir", &cstr(upper))?;
+    m::fs_set(fs.as_fd(), c"workdir", &cstr(work))?;
+    m::fs_flag(fs.as_fd(), c"userxattr")?;
+    if volatile {
+        m::fs_flag(fs.as_fd(), c"volatile")?;
+    }
+    m::fs_mount(fs.as_fd(), m::MountAttrFlags::empty())
+}
+
 /// The state of a plan being applied.
 pub(crate) struct Executor {
     mount_point: CString,
@@ -314,9 +328,118 @@ impl Executor {
         } else {
             m::MountAttrFlags::empty()
         };
-        let mnt = m::fs_mount(fs.as_fd(), attrs)
-            .map_err(|e| format!("mount overlay root: {}", with_messages(e, fs.as_fd())))?;
+        let mnt = match m::fs_mount(fs.as_fd(), attrs) {
+            Ok(mnt) => mnt,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINVAL)
+                    && userxattr
+                    && upper.is_some()
+                    && lowers.len() == 1
+                    && lowers[0] == Path::new("/") =>
+            {
+                tracing::debug!(
+                    "overlay over / refused in the user namespace: per-directory overlays"
+                );
+                return self.host_root_per_dir(upper, volatile);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "mount overlay root: {}",
+                    with_messages(e, fs.as_fd())
+                ));
+            }
+        };
         self.attach_root(mnt)
+    }
+
+    /// `--from host` in a user namespace. Overlay clones its lower mount, and the kernel
+    /// refuses to clone a mount with *locked* submounts (the host's /proc, /sys, /dev... are
+    /// locked in a mount namespace owned by a user namespace: has_locked_children() in
+    /// fs/namespace.c, "overlayfs: failed to clone lowerpath", EINVAL). So the root is a tmpfs
+    /// holding one overlay per top-level directory of the host (each with its own upper and
+    /// work subdirectory, so the upper keeps the same layout as a single overlay's), the
+    /// host's top-level symlinks, and read-only binds of its top-level files. A directory that
+    /// itself has submounts is bound read-only with them. /proc, /sys, /dev and /tmp are left
+    /// empty for the plan's own mounts. New top-level entries live on the tmpfs only.
+    fn host_root_per_dir(
+        &mut self,
+        upper: Option<&OverlayUpper>,
+        volatile: bool,
+    ) -> SetupResult<()> {
+        let root_mnt = ctx(tmpfs(0o755, None, m::MountAttrFlags::empty()), || {
+            "mount tmpfs root for the host".into()
+        })?;
+        self.attach_root(root_mnt)?;
+        let (upper_base, work_base) = match upper {
+            Some(OverlayUpper::Dir { upper, work }) => (
+                upper.to_string_lossy().into_owned(),
+                work.to_string_lossy().into_owned(),
+            ),
+            _ => {
+                for d in ["upper", "work"] {
+                    match rustix::fs::mkdirat(&self.scratch, d, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(format!("create scratch {d} dir: {e}")),
+                    }
+                }
+                (self.scratch_path("upper"), self.scratch_path("work"))
+            }
+        };
+        let entries = ctx(std::fs::read_dir("/"), || "read the host's /".into())?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(ft) = entry.file_type() else { continue };
+            let root = self.root()?;
+            let host = format!("/{name}");
+            if ft.is_symlink() {
+                let target = ctx(std::fs::read_link(&host), || format!("read link {host}"))?;
+                ctx(
+                    rustix::fs::symlinkat(&target, root, name).map_err(Into::into),
+                    || format!("create link /{name}"),
+                )?;
+                continue;
+            }
+            let kind = if ft.is_dir() { Kind::Dir } else { Kind::File };
+            let target = ctx(ensure_in_root(root, &host, kind), || {
+                format!("create /{name} in the root")
+            })?;
+            if matches!(name, "proc" | "sys" | "dev" | "tmp") {
+                continue;
+            }
+            let what = || format!("mount the host's /{name}");
+            let mnt = if ft.is_dir() {
+                let (u, w) = (
+                    format!("{upper_base}/{name}"),
+                    format!("{work_base}/{name}"),
+                );
+                for d in [&u, &w] {
+                    ctx(std::fs::create_dir_all(d), || format!("create {d}"))?;
+                }
+                // The merged directory shows the upper root's mode: copy the host's.
+                if let Ok(md) = entry.metadata() {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::Permissions::from_mode(md.permissions().mode() & 0o7777);
+                    ctx(std::fs::set_permissions(&u, mode), || format!("chmod {u}"))?;
+                }
+                match dir_overlay(&host, &u, &w, volatile) {
+                    Ok(mnt) => mnt,
+                    Err(_) => {
+                        let c = ctx(m::clone_tree(rustix::fs::CWD, &cstr(&host), true), what)?;
+                        ctx(m::set_attr(c.as_fd(), m::ATTR_RDONLY, 0, 0, true), what)?;
+                        c
+                    }
+                }
+            } else if ft.is_file() {
+                let c = ctx(m::clone_tree(rustix::fs::CWD, &cstr(&host), false), what)?;
+                ctx(m::set_attr(c.as_fd(), m::ATTR_RDONLY, 0, 0, false), what)?;
+                c
+            } else {
+                continue;
+            };
+            ctx(m::attach(mnt.as_fd(), target.as_fd()), what)?;
+        }
+        Ok(())
     }
 
     fn op(&mut self, op: &MountOp) -> SetupResult<()> {
