@@ -63,6 +63,15 @@ fn crash_child(root: &Path, round: &str) -> ! {
     unreachable!()
 }
 
+/// SIGKILLs and reaps the child on drop, so a failing assertion leaves no process behind.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn check_consistent(store: &Store) {
     for img in store.images().unwrap() {
         for l in &img.layers {
@@ -107,18 +116,21 @@ fn kill9_at_any_point_then_gc_leaves_a_consistent_store() {
     let ready = root.with_extension("ready");
     for round in 0..8u64 {
         let _ = std::fs::remove_file(&ready);
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "kill9_at_any_point_then_gc_leaves_a_consistent_store",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &root)
-            .env("JOOT_STORE_CRASH_ROUND", round.to_string())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = KillOnDrop(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "kill9_at_any_point_then_gc_leaves_a_consistent_store",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &root)
+                .env("JOOT_STORE_CRASH_ROUND", round.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let child = &mut child.0;
         while !ready.exists() {
             assert!(
                 child.try_wait().unwrap().is_none(),
