@@ -486,6 +486,33 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_validated_before_anything_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let disk = t.path().join("d.qcow2");
+        std::fs::write(&disk, b"QFI\xfb").unwrap();
+        let req = |f: &dyn Fn(&mut BootRequest)| {
+            let mut r = BootRequest {
+                disk: disk.clone(),
+                memory: "1G".into(),
+                cpus: 2,
+                timeout_secs: 10,
+                ..Default::default()
+            };
+            f(&mut r);
+            BootOptions::new(&r)
+        };
+        let ok = req(&|_| {}).unwrap();
+        assert_eq!(ok.format, DiskFormat::Qcow2);
+        assert!(!ok.persist);
+        let err = |f: &dyn Fn(&mut BootRequest)| req(f).unwrap_err().to_string();
+        assert!(err(&|r| r.memory = "lots".into()).contains("--memory"));
+        assert!(err(&|r| r.cpus = 0).contains("--cpus"));
+        assert!(err(&|r| r.initrd = Some("/x".into())).contains("--kernel"));
+        assert!(err(&|r| r.format = Some("iso".into())).contains("--format"));
+        assert!(err(&|r| r.disk = t.path().join("missing.raw")).contains("does not exist"));
+    }
+
+    #[test]
     fn explicit_accel_is_kept() {
         assert_eq!(resolve_accel(Accel::Tcg), (Accel::Tcg, None));
     }

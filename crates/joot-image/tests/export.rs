@@ -551,3 +551,58 @@ fn hostile_images_are_refused_with_nothing_stored() {
     assert_nothing_stored(&store);
     assert_no_content(store.root(), marker);
 }
+
+#[test]
+fn every_container_format_is_detected_and_imported() {
+    let name = "every_container_format_is_detected_and_imported";
+    if !tools(name, &["mkfs.ext4", "sfdisk", "qemu-img"]) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("rootfs");
+    fixture::busybox_rootfs(&root).unwrap();
+    let store = joot_store::Store::open(t.path().join("store")).unwrap();
+    for (file, fmt, extra) in [
+        ("d.raw", joot_image::DiskFormat::Raw, None),
+        ("d.qcow2", joot_image::DiskFormat::Qcow2, None),
+        ("d.vmdk", joot_image::DiskFormat::Vmdk, None),
+        (
+            "ds.vmdk",
+            joot_image::DiskFormat::Vmdk,
+            Some("streamOptimized"),
+        ),
+        ("d.vhd", joot_image::DiskFormat::Vhd, None),
+        ("d.vhdx", joot_image::DiskFormat::Vhdx, None),
+    ] {
+        let disk = t.path().join(file);
+        export_tree(
+            &Tree::Dir(root.clone()),
+            &Ids::from_seed(&[file]),
+            &opts(&disk, |r| {
+                r.partition = Some("mbr".into());
+                r.vmdk_subformat = extra.map(str::to_string);
+            }),
+            &Quiet,
+        )
+        .unwrap();
+        assert_eq!(joot_image::import::detect(&disk), Some(fmt), "{file}");
+        let image = format!("i-{}", file.replace('.', "-"));
+        let mut o = ImportDiskOptions::new(&image).unwrap();
+        o.method = Some(ReadMethod::Userspace);
+        let r = import_disk(&store, &disk, &o).unwrap();
+        assert_eq!(r.format, fmt, "{file}");
+        let img = store
+            .image(&joot_store::Name::parse(&image).unwrap())
+            .unwrap();
+        let passwd =
+            std::fs::read_to_string(store.layer_root(&img.layers[0]).join("etc/passwd")).unwrap();
+        assert!(passwd.contains("alice"), "{file}");
+    }
+    // The partition option picks a partition that does not exist: a clear error.
+    let mut o = ImportDiskOptions::new("nope").unwrap();
+    o.partition = Some(7);
+    let e = import_disk(&store, &t.path().join("d.raw"), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no partition 7"), "{e}");
+}
