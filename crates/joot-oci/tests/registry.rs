@@ -26,6 +26,7 @@ fn ready(test: &str, tools: &[&str]) -> bool {
 #[derive(Default)]
 struct Record {
     events: Mutex<Vec<(String, String)>>,
+    bytes: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Record {
@@ -45,6 +46,9 @@ impl Reporter for Record {
             .lock()
             .unwrap()
             .push((id.into(), format!("{action:?}")));
+    }
+    fn advance(&self, id: &str, bytes: u64) {
+        *self.bytes.lock().unwrap().entry(id.into()).or_default() += bytes;
     }
     fn end(&self, id: &str, outcome: Outcome) {
         self.events
@@ -189,8 +193,16 @@ fn registry_round_trip_is_exact_and_dedups_layers() {
         registry: insecure(),
         ..Default::default()
     };
-    let pulled = joot_oci::pull(&b, &reference, &pull_opts, &joot_oci::Silent).unwrap();
+    let rec = Record::default();
+    let pulled = joot_oci::pull(&b, &reference, &pull_opts, &rec).unwrap();
     assert_eq!(pulled.name.as_str(), "app-1.0");
+    // Progress: every downloaded byte of every layer was reported, per layer.
+    assert_eq!(rec.count("Download"), 2);
+    for layer in &img.layers {
+        let blob = blob_of(&a, layer);
+        let id = joot_oci::reporter::short(&blob.digest);
+        assert_eq!(rec.bytes.lock().unwrap().get(&id), Some(&blob.size));
+    }
     assert_eq!(pulled.config, img.config);
     assert_same_trees(&a, &img, &b, &pulled);
     // Whiteouts came back as overlay whiteouts.
