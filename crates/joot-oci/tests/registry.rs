@@ -779,3 +779,52 @@ fn multi_platform_layouts_pick_the_host_or_the_asked_platform() {
             .unwrap_err();
     assert!(err.to_string().contains("linux/arm64"), "{err}");
 }
+
+#[test]
+fn server_errors_are_reported_with_the_registry_message() {
+    // A registry that answers every request with 503 and a text of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let body = "registry under maintenance";
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("s")).unwrap();
+    let err = joot_oci::pull(
+        &s,
+        &format!("{addr}/team/app:1"),
+        &PullOptions {
+            registry: insecure(),
+            ..Default::default()
+        },
+        &joot_oci::Silent,
+    )
+    .unwrap_err();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(addr);
+    server.join().unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("503") && msg.contains("registry under maintenance"),
+        "{msg}"
+    );
+    assert!(s.images().unwrap().is_empty());
+}
