@@ -34,6 +34,7 @@ pub(crate) struct ChildCtx {
     pub user: Option<String>,
     pub cwd: Option<String>,
     pub caps: CapMode,
+    pub no_new_privs: bool,
     pub last_cap: u32,
     /// setgroups(2) is allowed (no user namespace, or one with full maps).
     pub setgroups: bool,
@@ -246,6 +247,11 @@ fn command(
             0,
             format!("switch to uid {} gid {}: {e}", id.uid, id.gid),
         );
+    }
+    if ctx.no_new_privs
+        && let Err(e) = rustix::thread::set_no_new_privs(true)
+    {
+        fail(125, 0, format!("set no_new_privs: {e}"));
     }
     if let Err(e) = rustix::process::chdir(cwd.as_c_str()) {
         fail(

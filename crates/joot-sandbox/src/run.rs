@@ -120,6 +120,7 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
         user: spec.user.clone(),
         cwd: spec.cwd.clone(),
         caps: spec.caps,
+        no_new_privs: spec.no_new_privs,
         last_cap: joot_sys::caps::last_cap(),
         setgroups: spec.idmap.as_ref().is_none_or(|m| m.helpers),
         tty_slave: pty.as_ref().map(|(_, s)| s.as_raw_fd()),

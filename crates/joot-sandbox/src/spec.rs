@@ -89,6 +89,9 @@ pub struct RunSpec {
     /// over a file); e.g. the store itself in a `--from host` run.
     pub masks: Vec<String>,
     pub caps: CapMode,
+    /// Set PR_SET_NO_NEW_PRIVS: setuid binaries and file capabilities grant nothing (off by
+    /// default, as in docker: package managers and `su` inside need them).
+    pub no_new_privs: bool,
     /// Give the command a new pseudo-terminal as its controlling terminal (interactive use).
     pub tty: bool,
     /// Copy the host's /etc/resolv.conf into the root for this run.
@@ -96,6 +99,9 @@ pub struct RunSpec {
     /// User namespace mapping. `None` runs without a user namespace (needs root); rootless
     /// callers pass [`IdMap::detect`].
     pub idmap: Option<IdMap>,
+    /// Generated files bound over paths in the root for this run only (`--bind-user`'s
+    /// /etc/passwd and /etc/group): absolute path inside the root, content.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl RunSpec {
@@ -118,9 +124,11 @@ impl RunSpec {
             binds: Vec::new(),
             masks: Vec::new(),
             caps: CapMode::Default,
+            no_new_privs: false,
             tty: false,
             resolv: true,
             idmap: IdMap::for_current_user(),
+            files: Vec::new(),
         }
     }
 

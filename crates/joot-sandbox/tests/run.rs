@@ -130,6 +130,12 @@ fn mount_fails_with_default_caps_and_works_privileged() {
     let mut spec = f.sh(script);
     spec.caps = CapMode::All;
     assert_eq!(run(&spec).unwrap(), 0);
+    // no_new_privs is off by default and on when asked.
+    let nnp = "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status";
+    assert_eq!(run(&f.sh(nnp)).unwrap(), 1);
+    let mut spec = f.sh(nnp);
+    spec.no_new_privs = true;
+    assert_eq!(run(&spec).unwrap(), 0);
     assert_nothing_mounted_under(f.path());
 }
 
