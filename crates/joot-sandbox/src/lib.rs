@@ -23,6 +23,7 @@
 //!   joot is alive after PR_SET_PDEATHSIG is armed); the error pipe is read after the wait.
 
 mod child;
+pub mod hostuser;
 pub mod idmap;
 mod mounts;
 pub mod plan;

@@ -301,6 +301,14 @@ impl MountPlan {
             content: format!("{}\n", spec.hostname).into_bytes(),
             in_place,
         });
+        // Bound copies, never written in place: they must not end up in an env's upper.
+        for (dst, content) in &spec.files {
+            ops.push(MountOp::File {
+                dst: dst.clone(),
+                content: content.clone(),
+                in_place: false,
+            });
+        }
 
         for Bind {
             src,

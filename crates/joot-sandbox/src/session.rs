@@ -14,7 +14,6 @@ use std::process::Command;
 
 use joot_store::{Env, EnvConfig, EnvSource, LayerId, Name, NetMode, Store};
 
-use crate::idmap::IdMap;
 use crate::mounts::Executor;
 use crate::plan::{HostFiles, MountPlan};
 use crate::spec::{Bind, CapMode, Net, RunSpec, Upper};
@@ -121,54 +120,51 @@ fn build_spec(
 }
 
 /// `--bind-user`: the invoking user (SUDO_UID when run through sudo) runs as themselves, with
-/// their home directory bound in. The image needs no entry for them: the command gets the
-/// numeric uid/gid, and HOME is set to the bound home.
+/// their name and groups in the run's /etc/passwd and /etc/group (generated copies, see
+/// [`crate::hostuser`]) and their home directory bound in.
 fn bind_user(spec: &mut RunSpec) -> Result<()> {
-    let uid: u32 = std::env::var("SUDO_UID")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rustix::process::getuid().as_raw());
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let entry = crate::user::parse_passwd(&passwd)
-        .into_iter()
-        .find(|e| e.uid == uid);
-    let (gid, home) = match &entry {
-        Some(e) => (e.gid, e.home.clone()),
-        None => (rustix::process::getgid().as_raw(), String::new()),
+    use crate::hostuser;
+    let Some(user) = hostuser::host_user() else {
+        return Err(Error::Invalid(
+            "--bind-user: the invoking user has no entry in the host's /etc/passwd".into(),
+        ));
     };
-    if spec.idmap.is_some() {
-        // Rootless: inside uid == the user's uid (the only id we can map without helpers).
-        spec.idmap = Some(IdMap {
-            uids: vec![crate::idmap::IdRange {
-                inside: uid,
-                outside: uid,
-                count: 1,
-            }],
-            gids: vec![crate::idmap::IdRange {
-                inside: gid,
-                outside: gid,
-                count: 1,
-            }],
-            helpers: false,
-        });
+    let (uid, gid) = (user.entry.uid, user.entry.gid);
+    if let Some(map) = &spec.idmap {
+        // Rootless: the user's uid maps to itself (not to 0), the range around it.
+        spec.idmap = Some(hostuser::bind_user_map(uid, gid, hostuser::sub_ranges(map)));
     }
+    let mapped = |g: u32| spec.idmap.as_ref().is_none_or(|m| m.maps_gid(g));
+    let mut dirs = Vec::new();
+    if let Upper::Dir { upper, .. } = &spec.rootfs.upper {
+        dirs.push(upper.clone());
+    }
+    dirs.extend(spec.rootfs.lowers.iter().rev().cloned());
+    let passwd = hostuser::passwd_with(&hostuser::image_file(&dirs, "passwd"), &user.entry);
+    let group = hostuser::group_with(
+        &hostuser::image_file(&dirs, "group"),
+        &user.entry.name,
+        &user.groups,
+        mapped,
+    );
+    spec.files.push(("/etc/passwd".into(), passwd.into_bytes()));
+    spec.files.push(("/etc/group".into(), group.into_bytes()));
     spec.user = Some(format!("{uid}:{gid}"));
-    if !home.is_empty() && Path::new(&home).is_dir() {
+    let home = user.entry.home.clone();
+    if hostuser::is_dir(&home) {
         spec.binds.push(Bind {
             src: home.clone().into(),
             dst: home.clone(),
             ro: false,
             recursive: true,
         });
-        spec.env.push(("HOME".into(), home.clone()));
         if spec.cwd.is_none() {
-            spec.cwd = Some(home);
+            spec.cwd = Some(home.clone());
         }
     }
-    if let Some(e) = entry {
-        spec.env.push(("USER".into(), e.name.clone()));
-        spec.env.push(("LOGNAME".into(), e.name));
-    }
+    spec.env.push(("HOME".into(), home));
+    spec.env.push(("USER".into(), user.entry.name.clone()));
+    spec.env.push(("LOGNAME".into(), user.entry.name));
     Ok(())
 }
 
