@@ -1,9 +1,11 @@
 //! The bootstrap caches under `STORE/cache/bootstrap/`:
 //!
-//! - `<distro>/debs/`, `<distro>/lists/`: `.deb` files and apt lists (Debian family);
-//!   `<distro>/dnf/`: dnf's cachedir with `keepcache` (RPM family). A second bootstrap of the
-//!   same suite downloads no package again. `<distro>/lock` is held (flock) for a whole
-//!   bootstrap so two runs never write the same cache at once.
+//! - `<distro>/<release>/debs/`, `.../lists/`: `.deb` files and apt lists (Debian family);
+//!   `.../dnf/`: dnf's cachedir with `keepcache` (RPM family). A second bootstrap of the same
+//!   suite downloads no package again. `.../lock` is held (flock) for a whole bootstrap so two
+//!   runs never write the same cache at once. After a Debian-family bootstrap, cached `.deb`s
+//!   of a package the new tree has in another version are removed (see [`prune_debs`]), so
+//!   the cache holds what the suite currently needs, not every version it ever had.
 //! - `results/<key>.json`: which layer an earlier bootstrap produced. The key hashes every
 //!   input that decides the tree: the validated options, the installer, this crate's result
 //!   format, and the digest of each suite's signed `InRelease` (or each repository's
@@ -34,9 +36,16 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Creates and locks `cache/bootstrap/<distro>/` (waits for another bootstrap holding it).
-    pub fn open(store: &Store, distro: &str) -> Result<Cache> {
-        let base = store.cache_dir().join("bootstrap").join(distro);
+    /// Creates and locks `cache/bootstrap/<distro>/<release>/` (waits for another bootstrap
+    /// holding it). Releases get their own directories so that pruning superseded packages of
+    /// one release never touches another's.
+    pub fn open(store: &Store, distro: &str, release: &str) -> Result<Cache> {
+        let release = if release.is_empty() { "any" } else { release };
+        let base = store
+            .cache_dir()
+            .join("bootstrap")
+            .join(distro)
+            .join(release);
         for sub in ["debs", "lists", "dnf"] {
             fs_err::create_dir_all(base.join(sub))?;
         }
@@ -97,6 +106,66 @@ pub fn new_package_bytes(before: &HashMap<PathBuf, u64>, dir: &Path) -> u64 {
         .filter(|(p, _)| !before.contains_key(p))
         .map(|(_, n)| n)
         .sum()
+}
+
+/// `name_version_arch.deb` split into its parts (the version as apt writes it, `:` as `%3a`).
+fn deb_parts(file: &str) -> Option<(&str, &str, &str)> {
+    let stem = file.strip_suffix(".deb")?;
+    let mut it = stem.splitn(3, '_');
+    Some((it.next()?, it.next()?, it.next()?))
+}
+
+/// Installed `(package, version, arch)` from a dpkg status file.
+fn installed(status: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for para in status.split("\n\n") {
+        let field = |name: &str| {
+            para.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+                .map(str::to_string)
+        };
+        if let (Some(p), Some(v), Some(a), Some(st)) = (
+            field("Package"),
+            field("Version"),
+            field("Architecture"),
+            field("Status"),
+        ) && st.ends_with(" installed")
+        {
+            out.push((p, v, a));
+        }
+    }
+    out
+}
+
+/// Removes cached `.deb`s of packages that the tree with dpkg `status` has installed in a
+/// different version (superseded by a point release or security update). Returns the bytes
+/// freed. Packages the tree does not have are kept: another variant may need them.
+pub fn prune_debs(debs: &Path, status: &str) -> u64 {
+    let now: HashMap<(String, String), String> = installed(status)
+        .into_iter()
+        .map(|(p, v, a)| ((p, a), v.replace(':', "%3a")))
+        .collect();
+    let mut freed = 0;
+    let Ok(rd) = std::fs::read_dir(debs) else {
+        return 0;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((p, v, a)) = deb_parts(&name) else {
+            continue;
+        };
+        let superseded = now
+            .get(&(p.to_string(), a.to_string()))
+            .is_some_and(|cur| cur != v);
+        if superseded {
+            let len = e.metadata().map_or(0, |m| m.len());
+            if std::fs::remove_file(e.path()).is_ok() {
+                tracing::debug!(file = %name, "pruned superseded package from the cache");
+                freed += len;
+            }
+        }
+    }
+    freed
 }
 
 /// The index files whose digests identify the package set: `InRelease` per apt suite,
@@ -305,6 +374,38 @@ mod tests {
             .unwrap();
         record(&store, "k2", &id, "debian:bookworm").unwrap();
         assert_eq!(lookup(&store, "k2"), Some(id));
+    }
+
+    #[test]
+    fn prunes_superseded_debs_only() {
+        let t = tempfile::tempdir().unwrap();
+        for f in [
+            "libc6_2.36-9+deb12u9_amd64.deb",
+            "libc6_2.36-9+deb12u10_amd64.deb",
+            "bsdutils_1%3a2.38.1-5_amd64.deb",
+            "linux-image-amd64_6.1.1_amd64.deb",
+            "libc6_2.36-9+deb12u9_i386.deb",
+        ] {
+            std::fs::write(t.path().join(f), "x").unwrap();
+        }
+        let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
+Package: bsdutils\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:2.38.1-5\n\n\
+Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n";
+        assert_eq!(prune_debs(t.path(), status), 1);
+        let mut left: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "bsdutils_1%3a2.38.1-5_amd64.deb",
+                "libc6_2.36-9+deb12u10_amd64.deb",
+                "libc6_2.36-9+deb12u9_i386.deb",
+                "linux-image-amd64_6.1.1_amd64.deb",
+            ]
+        );
     }
 
     #[test]

@@ -183,6 +183,20 @@ pub(crate) fn clear_dir(root: &OwnedFd, rel: &str, keep: &[&str]) -> io::Result<
     Ok(())
 }
 
+/// Reads the file at `rel` inside the root.
+pub(crate) fn read_file(root: &OwnedFd, rel: &str) -> io::Result<Vec<u8>> {
+    let fd = rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut data)?;
+    Ok(data)
+}
+
 /// Removes the file or symlink at `rel` if it exists.
 pub(crate) fn remove_file(root: &OwnedFd, rel: &str) -> io::Result<()> {
     let (dir, name) = split(rel);

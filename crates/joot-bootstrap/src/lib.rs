@@ -103,7 +103,7 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     let tool = installer_tool(o)?;
     tool::SETPRIV.check()?;
     tool::UNSHARE.check()?;
-    let cache = cache::Cache::open(store, o.spec.distro.id)?;
+    let cache = cache::Cache::open(store, o.spec.distro.id, &o.spec.release)?;
 
     rep.phase(Phase::CheckIndex);
     let scratch = store.stage()?;
@@ -209,6 +209,13 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     };
     conventions::apply(&root, o.spec.family(), &sources)?;
     let downloaded_bytes = cache::new_package_bytes(&before, cache.base());
+    if o.spec.family() == Family::Debian {
+        // Pruning is housekeeping: a tree without a readable status file only skips it.
+        let r = conventions::open_root(&root)?;
+        if let Ok(status) = conventions::read_file(&r, "var/lib/dpkg/status") {
+            cache::prune_debs(&cache.debs(), &String::from_utf8_lossy(&status));
+        }
+    }
 
     rep.phase(Phase::Publish);
     let lease = store.lease()?;
