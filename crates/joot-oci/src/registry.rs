@@ -374,11 +374,22 @@ async fn download(
         })?;
     let mut total = offset;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Registry {
-            registry: registry.clone(),
-            status: None,
-            message: format!("downloading {d}: {e}"),
-        })?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                // All bytes arrived but the client's own check failed: the data is wrong, not
+                // merely cut short, so there is nothing to resume.
+                if total == desc.size {
+                    drop(file);
+                    let _ = std::fs::remove_file(&partial);
+                }
+                return Err(Error::Registry {
+                    registry: registry.clone(),
+                    status: None,
+                    message: format!("downloading {d}: {e}"),
+                });
+            }
+        };
         if total + chunk.len() as u64 > desc.size {
             drop(file);
             let _ = std::fs::remove_file(&partial);

@@ -828,3 +828,49 @@ fn server_errors_are_reported_with_the_registry_message() {
     );
     assert!(s.images().unwrap().is_empty());
 }
+
+#[test]
+fn a_blob_corrupted_in_the_registry_is_refused_and_not_cached() {
+    if !ready(
+        "a_blob_corrupted_in_the_registry_is_refused_and_not_cached",
+        &["docker-registry"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("registry"), None);
+    let a = Store::open(dir.path().join("a")).unwrap();
+    let img = make_image(&a, "app");
+    let reference = format!("{}/team/app:1", reg.addr);
+    let push_opts = PushOptions {
+        registry: insecure(),
+        ..Default::default()
+    };
+    joot_oci::push(&a, &img, &reference, &push_opts, &joot_oci::Silent).unwrap();
+    let upper = blob_of(&a, &img.layers[1]).digest;
+    let data = reg.blob_data(&upper);
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&data, &bytes).unwrap();
+    let b = Store::open(dir.path().join("b")).unwrap();
+    let err = joot_oci::pull(
+        &b,
+        &reference,
+        &PullOptions {
+            registry: insecure(),
+            ..Default::default()
+        },
+        &joot_oci::Silent,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("digest") && msg.contains(&upper[7..19]),
+        "{msg}"
+    );
+    assert!(b.images().unwrap().is_empty() && b.layers().unwrap().is_empty());
+    let cache = b.root().join("cache/blobs/sha256");
+    let hex = upper.trim_start_matches("sha256:");
+    assert!(!cache.join(hex).exists() && !cache.join(format!("{hex}.partial")).exists());
+}
