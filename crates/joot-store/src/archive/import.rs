@@ -390,14 +390,27 @@ impl Importer {
                     return Ok(());
                 }
                 self.remove_existing(&parent, leaf)?;
-                rustix::fs::mknodat(
+                match rustix::fs::mknodat(
                     &parent,
                     leaf,
                     ftype,
                     Mode::from_raw_mode(mode & 0o777),
                     rustix::fs::makedev(major, minor),
-                )
-                .map_err(|e| format!("mknod: {}", io::Error::from(e)))?;
+                ) {
+                    Ok(()) => {}
+                    // Root of a user namespace (a rootless import re-run there): the kernel
+                    // allows only overlay whiteouts (char 0:0) and fifos; skip other devices,
+                    // as a plain user does (runs bind /dev from the host anyway).
+                    Err(Errno::PERM)
+                        if ftype != FileType::Fifo
+                            && (major, minor) != (0, 0)
+                            && !in_initial_userns() =>
+                    {
+                        self.stats.skipped_devices += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(format!("mknod: {}", io::Error::from(e))),
+                }
                 self.own_at(&parent, leaf, owner)?;
                 // chmod after chown (chown clears setuid/setgid); fchmodat does not follow
                 // symlinks and this is a device node, so the path form is safe.
@@ -585,6 +598,13 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// True in the initial user namespace (uid_map "0 0 4294967295").
+fn in_initial_userns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|t| t.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(true)
 }
 
 #[derive(Clone, Copy)]
