@@ -529,3 +529,52 @@ fn many_layers_stack_in_order() {
     assert_eq!(f.read("n").trim(), "41");
     assert_eq!(f.read("top").trim(), "39");
 }
+
+#[test]
+fn rootless_with_rootfs_needs_no_privilege() {
+    if !root("rootless_with_rootfs_needs_no_privilege") {
+        return;
+    }
+    let f = Fixture::new("rootlesstool");
+    let nobody = 65534;
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(f.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rootfs = f.rootfs();
+    let out = f.out().join("listing");
+    let child = joot_sys::process::spawn_in_namespaces(0, move || {
+        if joot_sys::ids::switch_ids(nobody, nobody, Some(&[])).is_err()
+            || rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+                .is_err()
+        {
+            return 90;
+        }
+        match joot_sandbox::with_rootfs(&[rootfs], |merged| {
+            let mut c = std::process::Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(format!("ls {}/etc > {}", merged.display(), out.display()));
+            c
+        }) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        }
+    })
+    .unwrap();
+    let (_, st) = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(child),
+        rustix::process::WaitOptions::empty(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(st.exit_status(), Some(0));
+    assert!(
+        f.read("listing").contains("passwd"),
+        "{}",
+        f.read("listing")
+    );
+    assert_nothing_mounted_under(f.path());
+}
