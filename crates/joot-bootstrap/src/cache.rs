@@ -37,9 +37,14 @@ pub struct Cache {
 
 impl Cache {
     /// Creates and locks `cache/bootstrap/<distro>/<release>/` (waits for another bootstrap
-    /// holding it). Releases get their own directories so that pruning superseded packages of
+    /// holding it; `on_wait` is called first then). Releases get their own directories so that pruning superseded packages of
     /// one release never touches another's.
-    pub fn open(store: &Store, distro: &str, release: &str) -> Result<Cache> {
+    pub fn open(
+        store: &Store,
+        distro: &str,
+        release: &str,
+        on_wait: impl FnOnce(),
+    ) -> Result<Cache> {
         let release = if release.is_empty() { "any" } else { release };
         let base = store
             .cache_dir()
@@ -57,7 +62,14 @@ impl Cache {
             .open(base.join("lock"))?
             .into_parts()
             .0;
-        lock.lock()?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                lock.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         Ok(Cache { base, _lock: lock })
     }
 
@@ -374,6 +386,25 @@ mod tests {
             .unwrap();
         record(&store, "k2", &id, "debian:bookworm").unwrap();
         assert_eq!(lookup(&store, "k2"), Some(id));
+    }
+
+    #[test]
+    fn a_second_bootstrap_of_the_release_waits_for_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path().join("store")).unwrap();
+        let first = Cache::open(&store, "debian", "bookworm", || panic!("no wait")).unwrap();
+        assert!(first.debs().ends_with("debian/bookworm/debs"));
+        // Another release is independent.
+        let other = Cache::open(&store, "debian", "trixie", || panic!("no wait")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = store.clone();
+        let waiter = std::thread::spawn(move || {
+            let _second = Cache::open(&s2, "debian", "bookworm", || tx.send(()).unwrap()).unwrap();
+        });
+        rx.recv().unwrap();
+        drop(first);
+        waiter.join().unwrap();
+        drop(other);
     }
 
     #[test]

@@ -103,7 +103,9 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     let tool = installer_tool(o)?;
     tool::SETPRIV.check()?;
     tool::UNSHARE.check()?;
-    let cache = cache::Cache::open(store, o.spec.distro.id, &o.spec.release)?;
+    let cache = cache::Cache::open(store, o.spec.distro.id, &o.spec.release, || {
+        rep.phase(Phase::WaitCache)
+    })?;
 
     rep.phase(Phase::CheckIndex);
     let scratch = store.stage()?;

@@ -7,6 +7,8 @@ use std::fmt;
 /// The steps of a bootstrap, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Waiting for another bootstrap of the same release to release the package cache.
+    WaitCache,
     /// Looking for an identical earlier bootstrap (one index file per suite or repository).
     CheckIndex,
     /// Reusing an earlier identical bootstrap.
@@ -28,6 +30,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Phase::WaitCache => "waiting for another bootstrap of this release",
             Phase::CheckIndex => "checking the package index",
             Phase::Reuse => "reusing an identical bootstrap",
             Phase::Update => "updating package lists",
