@@ -14,9 +14,12 @@
 //!   `volatile` staging dir: 5.0 ms vs 9.2 ms for `true`, 5.8 ms vs 55 ms when the command
 //!   writes one file (removing the staging dir's copied-up files dominates), and nothing is
 //!   left on disk after a kill -9.
-//! - CPU time per run is 2.8 ms against 2.6 ms for `unshare -m -p -u -i -f true`; the rest of
-//!   the wall-clock gap is scheduling between the three processes (joot, init, command) and
-//!   one RCU grace period in the detach of the old root after pivot_root (perf sched).
+//! - CPU time per run (perf stat, 200 runs) is 2.8-3.0 ms against 1.9-2.6 ms for
+//!   `unshare -m -p -u -i -f true` and 4.8 ms for bubblewrap with a read-only root. Wall-clock
+//!   medians on the loaded shared machine: 5.0-8.1 ms against 2.5-4.1 ms for unshare (1.6x to
+//!   2.2x) and 6-10 ms for bubblewrap. The gap beyond CPU is scheduling between the three
+//!   processes (joot, init, command) and one expedited RCU grace period in the detach of the
+//!   old root after pivot_root (perf sched); the rest of the run does not sleep.
 //! - /dev/shm is a directory of the /dev tmpfs and the generated /etc files of a `--rm` run are
 //!   written into its throw-away upper: every mount costs on every run and at teardown.
 //! - Without a user namespace the child does not wait for the parent (a pipe poll checks that
