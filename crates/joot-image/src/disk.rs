@@ -339,11 +339,10 @@ pub fn install_bios_grub(
         });
     }
     let cfg = work.join("grub-early.cfg");
-    let version = &kernel.version;
-    let initrd = if kernel.initrd.is_some() {
-        format!("initrd /boot/initrd.img-{version}\n")
-    } else {
-        String::new()
+    let vmlinuz = &kernel.vmlinuz_rel;
+    let initrd = match &kernel.initrd_rel {
+        Some(i) => format!("initrd {i}\n"),
+        None => String::new(),
     };
     fs_err::write(
         &cfg,
@@ -352,7 +351,7 @@ pub fn install_bios_grub(
              terminal_input serial console\n\
              terminal_output serial console\n\
              search --no-floppy --fs-uuid --set=root {root_uuid}\n\
-             linux /boot/vmlinuz-{version} {cmdline}\n\
+             linux {vmlinuz} {cmdline}\n\
              {initrd}\
              boot\n"
         ),

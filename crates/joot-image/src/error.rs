@@ -34,7 +34,7 @@ pub enum Error {
 
     /// The image to export has no kernel but a bootable format was asked for.
     #[error(
-        "no kernel in the image (looked for /boot/vmlinuz-*): a bootable disk or `--format ec2` needs one; add a step such as `packages: [linux-image-amd64]` to the recipe (and an init such as systemd-sysv)"
+        "no kernel in the image (looked for /boot/vmlinuz-* and /usr/lib/modules/*/vmlinuz): a bootable disk or `--format ec2` needs one; add a step such as `packages: [linux-image-amd64]` to the recipe (and an init such as systemd-sysv)"
     )]
     NoKernel,
 

@@ -31,8 +31,12 @@ pub struct Kernel {
     pub version: String,
     /// Host path of the kernel image (inside a layer).
     pub vmlinuz: PathBuf,
-    /// Host path of `initrd.img-<version>` if present.
+    /// Host path of the initrd if present.
     pub initrd: Option<PathBuf>,
+    /// Path of the kernel inside the tree (`/boot/vmlinuz-V`), for boot loader configs.
+    pub vmlinuz_rel: String,
+    /// Path of the initrd inside the tree.
+    pub initrd_rel: Option<String>,
 }
 
 impl Tree {
@@ -158,33 +162,44 @@ impl Tree {
         names.into_iter().collect()
     }
 
-    /// The newest kernel in `/boot` (by version), with its initrd if there is one.
+    /// The newest kernel (by version), with its initrd if there is one. Looks where Debian
+    /// (`/boot/vmlinuz-V`, `/boot/initrd.img-V`) and the RPM family (`/boot/initramfs-V.img`,
+    /// or `/usr/lib/modules/V/vmlinuz` when kernel-install did not populate /boot) put them.
     pub fn find_kernel(&self) -> Option<Kernel> {
-        let mut versions: Vec<String> = self
+        let mut candidates: Vec<(String, String)> = self
             .list_dir(Path::new("boot"))
             .into_iter()
             .filter_map(|n| {
-                n.to_str()
-                    .and_then(|s| s.strip_prefix("vmlinuz-"))
-                    .map(str::to_string)
+                let v = n.to_str()?.strip_prefix("vmlinuz-")?.to_string();
+                (!v.contains("rescue")).then(|| (v.clone(), format!("boot/vmlinuz-{v}")))
             })
             .collect();
-        versions.sort_by(|a, b| version_cmp(a, b));
-        while let Some(version) = versions.pop() {
-            let Some(vmlinuz) = self.resolve(&Path::new("boot").join(format!("vmlinuz-{version}")))
-            else {
+        for v in self.list_dir(Path::new("usr/lib/modules")) {
+            if let Some(v) = v.to_str()
+                && !candidates.iter().any(|(c, _)| c == v)
+            {
+                candidates.push((v.to_string(), format!("usr/lib/modules/{v}/vmlinuz")));
+            }
+        }
+        candidates.sort_by(|a, b| version_cmp(&a.0, &b.0));
+        while let Some((version, rel)) = candidates.pop() {
+            let Some(vmlinuz) = self.resolve(Path::new(&rel)).filter(|p| p.is_file()) else {
                 continue;
             };
-            if !vmlinuz.is_file() {
-                continue;
-            }
-            let initrd = self
-                .resolve(&Path::new("boot").join(format!("initrd.img-{version}")))
-                .filter(|p| p.is_file());
+            let initrd_rel = [
+                format!("boot/initrd.img-{version}"),
+                format!("boot/initramfs-{version}.img"),
+                format!("usr/lib/modules/{version}/initramfs.img"),
+            ]
+            .into_iter()
+            .find(|r| self.resolve(Path::new(r)).is_some_and(|p| p.is_file()));
+            let initrd = initrd_rel.as_ref().and_then(|r| self.resolve(Path::new(r)));
             return Some(Kernel {
                 version,
                 vmlinuz,
                 initrd,
+                vmlinuz_rel: format!("/{rel}"),
+                initrd_rel: initrd_rel.map(|r| format!("/{r}")),
             });
         }
         None
@@ -331,6 +346,26 @@ mod tests {
         assert_eq!(k.version, "6.1.0-10-amd64");
         assert_eq!(k.vmlinuz, upper.join("boot/vmlinuz-6.1.0-10-amd64"));
         assert!(k.initrd.is_none());
+        assert_eq!(k.vmlinuz_rel, "/boot/vmlinuz-6.1.0-10-amd64");
+        // RPM style: kernel under /usr/lib/modules only, initramfs in /boot.
+        let rpm = t.path().join("rpm");
+        fs::create_dir_all(rpm.join("usr/lib/modules/5.14.0-1.el9.x86_64")).unwrap();
+        fs::create_dir_all(rpm.join("boot")).unwrap();
+        fs::write(
+            rpm.join("usr/lib/modules/5.14.0-1.el9.x86_64/vmlinuz"),
+            b"k",
+        )
+        .unwrap();
+        fs::write(rpm.join("boot/initramfs-5.14.0-1.el9.x86_64.img"), b"i").unwrap();
+        let k = Tree::Dir(rpm.clone()).find_kernel().unwrap();
+        assert_eq!(
+            k.vmlinuz_rel,
+            "/usr/lib/modules/5.14.0-1.el9.x86_64/vmlinuz"
+        );
+        assert_eq!(
+            k.initrd_rel.as_deref(),
+            Some("/boot/initramfs-5.14.0-1.el9.x86_64.img")
+        );
         assert_eq!(
             tree.resolve(Path::new("etc/gone")),
             Some(lower.join("etc/gone"))
