@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::spec::{Installer, Options};
+use crate::tool::Tool;
 
 /// Bump when the trees this crate produces change for the same inputs (conventions, hooks).
 pub const RESULT_FORMAT: u32 = 1;
@@ -210,7 +211,12 @@ pub fn index_urls(o: &Options) -> Vec<String> {
     }
 }
 
-const APT_HELPER: &str = "/usr/lib/apt/apt-helper";
+/// apt's own downloader (same proxies, same TLS setup as the installers).
+pub const APT_HELPER: Tool = Tool {
+    name: "/usr/lib/apt/apt-helper",
+    package: "apt",
+    reason: "to fetch a mirror's index and reuse an identical earlier bootstrap",
+};
 
 /// Fetches each index file into `tmp` (local `file://` ones are read in place) and returns
 /// their sha256 digests and total size, or None when any cannot be fetched (then nothing is
@@ -223,15 +229,13 @@ pub fn fetch_fingerprint(urls: &[String], tmp: &Path) -> Option<(Vec<String>, u6
             std::fs::read(path).ok()?
         } else {
             let dest = tmp.join(format!("index-{i}"));
-            let out = std::process::Command::new(APT_HELPER)
-                .arg("download-file")
+            let mut cmd = APT_HELPER.command().ok()?;
+            cmd.arg("download-file")
                 .arg(url)
                 .arg(&dest)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            if !out.status.success() {
-                tracing::debug!(%url, stderr = %String::from_utf8_lossy(&out.stderr), "index not fetched");
+                .stdin(std::process::Stdio::null());
+            if let Err(e) = joot_sandbox::tool::run(cmd) {
+                tracing::debug!(%url, error = %e, "index not fetched: nothing reused");
                 return None;
             }
             std::fs::read(&dest).ok()?

@@ -100,6 +100,9 @@ pub struct Request {
     pub replace: bool,
     /// Do not reuse an earlier identical bootstrap (the package cache is still used).
     pub fresh: bool,
+    /// Debian family: the apt suite to install from instead of the release's codename
+    /// (`stable`, `bookworm-backports`-style names are the user's responsibility).
+    pub suite: Option<String>,
 }
 
 /// Defaults from the configuration file (`[bootstrap]`); the CLI converts its config into this.
@@ -343,6 +346,13 @@ impl Options {
                 Installer::Debian(debian_plan(&spec, req, defaults)?)
             }
             Family::Rpm => {
+                if req.suite.is_some() {
+                    return Err(invalid(
+                        "option",
+                        "--suite",
+                        format!("{} has releases, not suites: use {}:RELEASE", d.id, d.id),
+                    ));
+                }
                 if req.mirror.is_some() || !req.components.is_empty() {
                     return Err(invalid(
                         "option",
@@ -424,7 +434,13 @@ fn debian_plan(spec: &Spec, req: &Request, defaults: &Defaults) -> Result<Debian
         check_word("component", c)?;
     }
     let comps = components.join(" ");
-    let suite = rel.name.to_string();
+    let suite = match &req.suite {
+        Some(s) => {
+            check_word("suite", s)?;
+            s.clone()
+        }
+        None => rel.name.to_string(),
+    };
     let mut sources = vec![format!("deb {mirror} {suite} {comps}")];
     // A custom mirror gets only the suite itself: local and partial mirrors often carry no
     // -updates, and the security archive is never on a plain mirror.
@@ -592,6 +608,42 @@ mod tests {
         };
         assert_eq!(p.sources, ["deb http://m.example/debian sid main contrib"]);
         assert_eq!(o.packages, ["curl", "ca-certificates"]);
+    }
+
+    #[test]
+    fn suite_overrides_the_codename() {
+        let o = opts(
+            "debian:bookworm",
+            Request {
+                suite: Some("stable".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let Installer::Debian(p) = &o.installer else {
+            panic!()
+        };
+        assert_eq!(p.suite, "stable");
+        assert_eq!(
+            p.sources[1],
+            "deb http://deb.debian.org/debian stable-updates main"
+        );
+        assert_eq!(o.distro().release, "bookworm");
+        let bad = Request {
+            suite: Some("a b".into()),
+            ..Default::default()
+        };
+        assert!(opts("debian", bad).is_err());
+        let rpm = Request {
+            suite: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(
+            opts("rocky:9", rpm)
+                .unwrap_err()
+                .to_string()
+                .contains("--suite")
+        );
     }
 
     #[test]

@@ -310,6 +310,9 @@ pub struct BootstrapArgs {
     /// Archive components, comma separated (Debian family)
     #[arg(long, value_delimiter = ',')]
     pub components: Vec<String>,
+    /// Apt suite to install from instead of the release's codename (Debian family)
+    #[arg(long)]
+    pub suite: Option<String>,
     /// Keyring file for the mirror's signatures
     #[arg(long)]
     pub keyring: Option<PathBuf>,

@@ -32,6 +32,7 @@ pub fn run(ctx: &Ctx, args: &cli::BootstrapArgs) -> Result<i32> {
         repos: args.repos.clone(),
         replace: args.replace,
         fresh: args.fresh,
+        suite: args.suite.clone(),
     };
     let opts = Options::new(spec, &req, &defaults(ctx))?;
     let store = ctx.store()?;
