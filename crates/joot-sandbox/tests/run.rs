@@ -578,3 +578,43 @@ fn rootless_with_rootfs_needs_no_privilege() {
     );
     assert_nothing_mounted_under(f.path());
 }
+
+#[test]
+fn binds_read_only_files_and_missing_targets() {
+    if !root("binds_read_only_files_and_missing_targets") {
+        return;
+    }
+    let f = Fixture::new("binds");
+    let ro_dir = f.path().join("ro");
+    std::fs::create_dir(&ro_dir).unwrap();
+    std::fs::write(ro_dir.join("data"), "ro\n").unwrap();
+    let file = f.path().join("single.conf");
+    std::fs::write(&file, "single\n").unwrap();
+    let mut spec = f.sh(
+        "cat /srv/ro/data > /out/ro; (echo x > /srv/ro/data) 2>/dev/null && echo writable > /out/rw || echo denied > /out/rw; \
+         cat /etc/app/single.conf > /out/file; echo y >> /etc/app/single.conf",
+    );
+    // Both targets are missing in the image: a directory and a file (with its parent) are
+    // created in the root.
+    spec.binds.push(Bind {
+        src: ro_dir,
+        dst: "/srv/ro".into(),
+        ro: true,
+        recursive: true,
+    });
+    spec.binds.push(Bind {
+        src: file.clone(),
+        dst: "/etc/app/single.conf".into(),
+        ro: false,
+        recursive: false,
+    });
+    assert_eq!(run(&spec).unwrap(), 0);
+    assert_eq!(f.read("ro").trim(), "ro");
+    assert_eq!(f.read("rw").trim(), "denied");
+    assert_eq!(f.read("file").trim(), "single");
+    // The writable file bind wrote through to the host file.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "single\ny\n");
+    // The image itself did not get the created targets (the --rm upper is gone).
+    assert!(!f.rootfs().join("srv/ro").exists());
+    assert_nothing_mounted_under(f.path());
+}
