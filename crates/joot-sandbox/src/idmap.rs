@@ -145,8 +145,9 @@ impl IdMap {
                 tracing::warn!(
                     "no subordinate id range for user {name} (uid {uid}) in /etc/subuid and \
                      /etc/subgid, or newuidmap/newgidmap missing (package uidmap): mapping only \
-                     uid 0 inside to you; files of other owners show as nobody and chown to \
-                     other users fails"
+                     uid 0 inside to you; files an image gives to other users become yours on \
+                     import (or show as nobody), and chown to other users fails inside; \
+                     `joot doctor` says how to add a range"
                 );
                 IdMap::build(uid, gid, None)
             }

@@ -31,12 +31,6 @@ const TOOLS: &[(&str, &str, &str)] = &[
         "qcow2/vmdk/vhd/vhdx export and import",
     ),
     ("qemu-system-x86_64", "qemu-system-x86", "joot boot"),
-    ("newuidmap", "uidmap", "rootless: subordinate id ranges"),
-    (
-        "fuse-overlayfs",
-        "fuse-overlayfs",
-        "rootless fallback when the kernel refuses overlayfs",
-    ),
 ];
 
 pub fn run(ctx: &Ctx) -> Result<i32> {
@@ -51,6 +45,8 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     if !root {
         checks.push(subid("/etc/subuid"));
         checks.push(subid("/etc/subgid"));
+        checks.push(uidmap_helpers());
+        checks.push(userns_overlay());
     }
     checks.push(kvm());
     for (bin, pkg, why) in TOOLS {
@@ -59,7 +55,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             name: bin,
             ok: found.is_some(),
             essential: false,
-            detail: found.map_or_else(|| format!("missing (needed for {why})"), |p| p),
+            detail: found.unwrap_or_else(|| format!("missing (needed for {why})")),
             fix: format!("apt-get install {pkg}"),
         });
     }
@@ -149,8 +145,10 @@ fn userns(root: bool) -> Check {
 }
 
 fn subid(file: &'static str) -> Check {
-    let user = std::env::var("USER").unwrap_or_default();
-    let uid = rustix::process::getuid().as_raw().to_string();
+    let uid = rustix::process::getuid().as_raw();
+    let user = joot_sandbox::idmap::user_name(uid)
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_default());
+    let uid = uid.to_string();
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let range = text.lines().find_map(|l| {
         let mut f = l.split(':');
@@ -171,7 +169,91 @@ fn subid(file: &'static str) -> Check {
             || format!("no range for {user} in {file}: only your own uid maps inside, files of other owners in images collapse onto it"),
             |r| format!("{file}: {r}"),
         ),
-        fix: format!("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}"),
+        fix: {
+            // A free range: above every range already given out in either file.
+            let end = ["/etc/subuid", "/etc/subgid"]
+                .iter()
+                .flat_map(|f| {
+                    let t = std::fs::read_to_string(f).unwrap_or_default();
+                    t.lines()
+                        .filter_map(|l| {
+                            let f: Vec<&str> = l.split(':').collect();
+                            Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .max()
+                .unwrap_or(0)
+                .max(100_000);
+            format!(
+                "as root: usermod --add-subuids {end}-{} --add-subgids {end}-{} {user}",
+                end + 65535,
+                end + 65535
+            )
+        },
+    }
+}
+
+/// Rootless: newuidmap and newgidmap (package uidmap) must exist and be setuid root (or carry
+/// file capabilities) to write a map with a subordinate range.
+fn uidmap_helpers() -> Check {
+    let mut problems = Vec::new();
+    for bin in ["newuidmap", "newgidmap"] {
+        match which(bin) {
+            None => problems.push(format!("{bin} is missing")),
+            Some(p) => {
+                use std::os::unix::fs::MetadataExt;
+                let setuid =
+                    std::fs::metadata(&p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
+                let mut buf = [0u8; 64];
+                let fcaps =
+                    rustix::fs::getxattr(p.as_str(), "security.capability", &mut buf).is_ok();
+                if !setuid && !fcaps {
+                    problems.push(format!(
+                        "{p} is neither setuid root nor has file capabilities"
+                    ));
+                }
+            }
+        }
+    }
+    let ok = problems.is_empty();
+    Check {
+        name: "uid map helpers",
+        ok,
+        essential: false,
+        detail: if ok {
+            "newuidmap and newgidmap can map your subordinate ranges".into()
+        } else {
+            format!(
+                "{}: only your own uid maps inside, files of other owners in images collapse onto it",
+                problems.join(", ")
+            )
+        },
+        fix: "apt-get install uidmap (as root)".into(),
+    }
+}
+
+/// Rootless: overlayfs inside a user namespace needs Linux 5.11 (`userxattr`).
+fn userns_overlay() -> Check {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    let ok = version >= (5, 11);
+    Check {
+        name: "rootless overlayfs",
+        ok,
+        essential: true,
+        detail: if ok {
+            format!("Linux {release} mounts overlayfs in a user namespace (userxattr)")
+        } else {
+            format!("Linux {release} cannot mount overlayfs in a user namespace (needs 5.11)")
+        },
+        fix: "use Linux 5.11 or newer, or run joot as root".into(),
     }
 }
 
