@@ -102,6 +102,32 @@ fn bootstrap_bad_spec_lists_the_known_ones() {
     assert!(entries(&ts.root().join("tmp")).is_empty());
 }
 
+#[test]
+fn bootstrap_config_file_defaults_are_validated_too() {
+    let ts = TestStore::new("bootstrap_config_file_defaults_are_validated_too");
+    let cfg = ts.scratch().join("joot.toml");
+    std::fs::write(&cfg, "[bootstrap]\nvariant = \"huge\"\n").unwrap();
+    ts.cmd()
+        .env("JOOT_CONFIG", &cfg)
+        .args(["bootstrap", "debian:bookworm"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("huge").and(predicate::str::contains("minbase")));
+    // The command line overrides the config's scalar; the config's mirror is still checked.
+    std::fs::write(
+        &cfg,
+        "[bootstrap]\nvariant = \"huge\"\nmirrors = { debian = \"deb.example\" }\n",
+    )
+    .unwrap();
+    ts.cmd()
+        .env("JOOT_CONFIG", &cfg)
+        .args(["bootstrap", "debian:bookworm", "--variant", "minbase"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("deb.example").and(predicate::str::contains("URL")));
+    assert!(entries(&ts.root().join("images")).is_empty());
+}
+
 /// Builds the `joot-hello` RPM (a static busybox, /bin/sh, and a `joot-hello` script) into a
 /// createrepo_c repository under `dir`.
 fn build_rpm_repo(dir: &Path) -> PathBuf {
