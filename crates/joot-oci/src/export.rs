@@ -61,8 +61,11 @@ pub(crate) fn layer_blob(
         cache.record_layer_blob(id.as_str(), &blob, opts.source_date_epoch)?;
         Ok(blob)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match &result {
+        Ok(blob) => reporter.advance(&label, blob.size),
+        Err(_) => {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     reporter.end(&label, Outcome::Done);
     result

@@ -105,13 +105,14 @@ pub(crate) fn import_image(
         let mut builder = store.new_layer().map_err(Error::store)?;
         reporter.begin(&label, Action::Unpack, src.size);
         let opened = open(i)?;
-        unpack_layer(
+        let bytes = unpack_layer(
             opened,
             src,
             &builder,
             store.xattr_ns().opaque_xattr(),
             &format!("{i} ({})", src.diff_id),
         )?;
+        reporter.advance(&label, bytes);
         reporter.end(&label, Outcome::Done);
         builder.set_diff_id(src.diff_id.to_string());
         in_batch.insert(src.diff_id.clone(), builder.id().clone());
@@ -131,8 +132,9 @@ pub(crate) fn import_image(
     Ok(image)
 }
 
-/// What the reading thread measured: the blob's digest and size (when checked), the diff id.
-type Streamed = (Option<(Digest, u64)>, Digest);
+/// What the reading thread measured: the blob's digest and size (when checked), the diff id
+/// and size of the tar.
+type Streamed = (Option<(Digest, u64)>, (Digest, u64));
 
 /// Streams one blob through both digests into the builder's root. Reading, hashing and
 /// decompressing run on a second thread, the store's extractor on this one.
@@ -142,7 +144,7 @@ fn unpack_layer(
     builder: &LayerBuilder,
     opaque_xattr: &str,
     what: &str,
-) -> Result<()> {
+) -> Result<u64> {
     let root = builder.root();
     // A blob this pull has just downloaded and verified is not hashed a second time.
     let want_blob = if opened.verified {
@@ -190,7 +192,7 @@ fn unpack_layer(
                     }
                 }
                 let _ = w.finish();
-                tar.finish()?.0
+                tar.finish()?
             };
             let blob = if want_blob {
                 Some(raw.finish()?)
@@ -214,7 +216,7 @@ fn unpack_layer(
     };
     // A stream that cannot be read (corrupt, truncated) is the cause of whatever the extractor
     // then said; otherwise the extractor's refusal is the error.
-    let (blob, diff) = match (produced, extracted) {
+    let (blob, (diff, tar_bytes)) = match (produced, extracted) {
         (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(refused(e)),
         (Ok(Some(p)), Ok(_)) => p,
@@ -234,7 +236,7 @@ fn unpack_layer(
     }
     verify(&format!("layer {what} diff id"), &src.diff_id, &diff)?;
     convert_whiteouts(&root, opaque_xattr, what)?;
-    Ok(())
+    Ok(tar_bytes)
 }
 
 /// OCI run config -> store image config.
