@@ -17,7 +17,7 @@ use joot_store::{EnvConfig, EnvSource, Image, LayerId, Name, Origin, Replace, St
 use crate::cache::{self, LastBuild};
 use crate::error::{BuildError, IoAt, StepFailure};
 use crate::hostroot::HostRoot;
-use crate::report::{Reporter, StepInfo};
+use crate::report::{OutputSink, Reporter, StepInfo};
 use crate::script::{self, HELPER_DIR, PackageManager};
 use crate::tree;
 
@@ -208,7 +208,8 @@ pub fn build(
             pm,
             recipe_json: &recipe_json,
         };
-        match run_step(&ctx, &mut log, &log_path) {
+        let sink = reporter.output_sink(&info);
+        match run_step(&ctx, &mut log, &log_path, sink) {
             Ok(layer) => {
                 let elapsed = t0.elapsed();
                 cache::record(
@@ -351,7 +352,12 @@ fn sha2_rand() -> Vec<u8> {
 }
 
 /// Runs one step in a fresh env and commits its upper dir as a layer.
-fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerId, BuildError> {
+fn run_step(
+    ctx: &StepCtx<'_>,
+    log: &mut File,
+    log_path: &Path,
+    sink: Option<OutputSink>,
+) -> Result<LayerId, BuildError> {
     let store = ctx.store;
     let name = env_name(&ctx.opts.image, ctx.step.index)?;
     store.create_env(
@@ -384,6 +390,7 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
 
     let index = ctx.step.index;
     let module = ctx.step.module.kind().to_string();
+    let follower = sink.map(|sink| Follower::start(out_path.clone(), sink));
     let result: Result<StepRun, BuildError> = match &ctx.step.module {
         Module::Hostname(h) => tree::set_hostname(&paths.upper, &lowers, &h.name)
             .map(|()| StepRun::Ok)
@@ -470,6 +477,8 @@ fn run_step(ctx: &StepCtx<'_>, log: &mut File, log_path: &Path) -> Result<LayerI
         }
     };
 
+    drop(follower);
+
     // Files the sandbox provides at run time go into the layer from here.
     let result = match (result, &ctx.step.module) {
         (Ok(StepRun::Ok), Module::Files(f)) => {
@@ -546,6 +555,60 @@ fn mount_host_root(
             reason: format!("cannot mount the image root at {}: {e}{hint}", target.display()),
         }
     })
+}
+
+/// Follows a step's output file from a thread and hands each new line to a sink; stops (after
+/// a last read) when dropped.
+struct Follower {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(path: PathBuf, mut sink: OutputSink) -> Follower {
+        use std::io::{BufRead, BufReader};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let Ok(file) = File::open(&path) else { return };
+            let mut reader = BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                let done = flag.load(Ordering::Acquire);
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            // apt's progress uses carriage returns: show the last part.
+                            let text = line.trim_end().rsplit('\r').next().unwrap_or("").trim();
+                            if !text.is_empty() {
+                                sink(text);
+                            }
+                        }
+                    }
+                }
+                if done {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Follower {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 enum StepRun {

@@ -19,4 +19,4 @@ pub mod tree;
 pub use base::import_tarball;
 pub use engine::{BaseImage, BuildOptions, BuildOutcome, StepOutcome, build};
 pub use error::{BuildError, StepFailure};
-pub use report::{Reporter, Silent, StepInfo};
+pub use report::{OutputSink, Reporter, Silent, StepInfo};

@@ -30,7 +30,15 @@ pub trait Reporter {
     fn step_failed(&mut self, _step: &StepInfo, _elapsed: Duration, _tail: &str) {}
     /// Why a step was or was not taken from the cache (`--explain-cache`).
     fn explain(&mut self, _step: &StepInfo, _reasons: &[String]) {}
+    /// A receiver for the step's output lines while it runs (called from another thread), for
+    /// example to show the latest line next to a spinner. None (the default) when not wanted.
+    fn output_sink(&mut self, _step: &StepInfo) -> Option<OutputSink> {
+        None
+    }
 }
+
+/// Receives output lines of a running step.
+pub type OutputSink = Box<dyn FnMut(&str) + Send>;
 
 /// A reporter that drops everything.
 pub struct Silent;

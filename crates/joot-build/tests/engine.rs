@@ -12,6 +12,7 @@ use joot_store::{Image, Name, Origin, Replace, Store};
 
 #[derive(Default)]
 struct Record {
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     ran: Vec<usize>,
     cached: Vec<usize>,
     failed: Vec<usize>,
@@ -30,6 +31,12 @@ impl Reporter for Record {
     }
     fn explain(&mut self, s: &StepInfo, reasons: &[String]) {
         self.explained.push((s.index, reasons.to_vec()));
+    }
+    fn output_sink(&mut self, _s: &StepInfo) -> Option<joot_build::OutputSink> {
+        let out = self.output.clone();
+        Some(Box::new(move |line: &str| {
+            out.lock().unwrap().push(line.to_string())
+        }))
     }
 }
 
@@ -280,6 +287,11 @@ fn failing_step_changes_nothing() {
     let bad = "version: 1\nname: app\nfrom: bb\nsteps:\n  - run: echo one > /one\n  - run: |\n      echo about to fail\n      echo on stderr >&2\n      exit 7\n  - run: echo never\n";
     let (r, rec) = f.build(&f.opts(bad));
     let err = r.unwrap_err();
+    let seen = rec.output.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"about to fail".to_string()) && seen.contains(&"on stderr".to_string()),
+        "output lines followed: {seen:?}"
+    );
     assert_eq!(rec.cached, vec![1]);
     assert_eq!(rec.failed, vec![2]);
     let BuildError::StepFailed(fail) = &err else {

@@ -181,6 +181,16 @@ impl Reporter for BuildReporter<'_> {
         ));
     }
 
+    fn output_sink(&mut self, step: &StepInfo) -> Option<joot_build::OutputSink> {
+        // On a terminal, the spinner of the running step shows its latest output line.
+        let bar = self.bar.clone()?;
+        let head = Self::head(step);
+        Some(Box::new(move |line: &str| {
+            let line: String = line.chars().take(60).collect();
+            bar.set_message(format!("{head} | {line}"));
+        }))
+    }
+
     fn explain(&mut self, step: &StepInfo, reasons: &[String]) {
         if self.json() {
             let mut f = Self::fields(step);
