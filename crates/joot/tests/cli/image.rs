@@ -469,6 +469,49 @@ fn boot_expect_timeout_fails_and_kills_qemu() {
     );
     let left = qemu_with(&disk.display().to_string());
     assert!(left.is_empty(), "qemu left running: {left:?}");
+
+    // joot killed with SIGKILL mid-boot: qemu dies with it (parent death signal).
+    let mut child = Command::new(joot_test_support::joot_bin())
+        .arg("boot")
+        .arg(&disk)
+        .args([
+            "--memory",
+            "256M",
+            "--expect",
+            "never-printed",
+            "--timeout",
+            "300",
+        ])
+        .env("JOOT_CONFIG", "/nonexistent/joot-test-config")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = disk.display().to_string();
+    let mut started = false;
+    for _ in 0..100 {
+        if !qemu_with(&needle).is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "qemu never started");
+    let mut gone = false;
+    for _ in 0..100 {
+        if qemu_with(&needle).is_empty() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        gone,
+        "qemu outlived a killed joot: {:?}",
+        qemu_with(&needle)
+    );
 }
 
 #[test]
