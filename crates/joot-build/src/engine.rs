@@ -770,7 +770,15 @@ fn host_command(
     let f2 = f.try_clone().at(out)?;
     cmd.stdin(std::process::Stdio::null()).stdout(f).stderr(f2);
     tracing::debug!(argv = ?cmd, "running host step");
-    match cmd.status() {
+    // While the module runs, SIGINT/SIGTERM/SIGHUP go to it instead of killing joot, so the
+    // step fails normally and its mount and env are cleaned up.
+    let status = cmd.spawn().and_then(|mut child| {
+        let _ = joot_sys::signal::forward_to(child.id() as i32);
+        let status = child.wait();
+        joot_sys::signal::stop_forwarding();
+        status
+    });
+    match status {
         Ok(s) if s.success() => Ok(StepRun::Ok),
         Ok(s) => Ok(StepRun::Failed(match s.code() {
             Some(c) => format!("exit status {c}"),

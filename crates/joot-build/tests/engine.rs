@@ -440,6 +440,35 @@ fn puppet_step_applies_manifest_with_exit_codes() {
 }
 
 #[test]
+fn sigterm_during_a_custom_module_fails_the_step_cleanly() {
+    let Some(f) = fixture("sigterm_during_a_custom_module_fails_the_step_cleanly") else {
+        return;
+    };
+    // The module signals the builder (its parent) like `kill` from another terminal would;
+    // the builder passes the signal on to the module instead of dying, so the step fails and
+    // its env and host mount are cleaned up. (The first sleep lets the builder install its
+    // handler after spawning the module.)
+    f.write(
+        "modules/slow",
+        "#!/bin/sh\nmkdir -p \"$2/partial\"\nsleep 1\nkill -TERM $PPID\nexec sleep 30\n",
+        0o755,
+    );
+    let before = f.snapshot();
+    let opts = f.opts("version: 1\nname: sig\nfrom: bb\nsteps:\n  - module: slow\n");
+    let err = f.build(&opts).0.unwrap_err();
+    let BuildError::StepFailed(fail) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(fail.status, "killed by signal 15");
+    assert_eq!(f.snapshot(), before, "store changed");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(f.dir.path().to_str().unwrap()),
+        "build root left mounted"
+    );
+}
+
+#[test]
 fn source_date_epoch_clamps_new_files() {
     let Some(f) = fixture("source_date_epoch_clamps_new_files") else {
         return;
