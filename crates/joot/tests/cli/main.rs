@@ -7,3 +7,4 @@ mod build;
 mod core;
 mod image;
 mod oci;
+mod rootless;
