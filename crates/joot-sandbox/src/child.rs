@@ -43,8 +43,6 @@ pub(crate) struct ChildCtx {
     pub wait_for_parent: bool,
     pub sync_rd: i32,
     pub err_wr: i32,
-    /// The parent's ends of the pipes (and the pty master): closed first thing in the child.
-    pub parent_fds: Vec<i32>,
 }
 
 /// Kinds of messages on the error pipe.
@@ -65,9 +63,12 @@ fn report(fd: i32, kind: u8, status: u8, errno: i32, msg: &str) {
 /// Entry point of the sandbox's first process. Returns its exit status.
 pub(crate) fn main(ctx: &ChildCtx) -> i32 {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    for fd in &ctx.parent_fds {
-        jfd::close_raw(*fd);
-    }
+    // Drop every inherited fd but ours at once: the parent's pipe ends, and copies of
+    // whatever other threads of the parent had open (a copied flock fd would keep an env
+    // locked while this sandbox lives).
+    let mut keep = vec![ctx.sync_rd, ctx.err_wr];
+    keep.extend(ctx.tty_slave);
+    let _ = jfd::close_all_except(&keep);
     // The parent holds the other end of `sync_rd` for the whole run. With a user namespace it
     // writes one byte once the id maps are written: wait for it. Without one, do not wait (a
     // scheduling round trip is a noticeable part of a run on a busy machine): just check that

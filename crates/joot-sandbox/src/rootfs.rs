@@ -79,7 +79,6 @@ pub fn with_rootfs(lowers: &[PathBuf], f: impl FnOnce(&Path) -> Command) -> Resu
     let (sync_rd, sync_wr) = process::pipe_cloexec().map_err(io("create pipe"))?;
     let (out_rd, out_wr) = process::pipe_cloexec().map_err(io("create pipe"))?;
     let (err_rd, err_wr) = process::pipe_cloexec().map_err(io("create pipe"))?;
-    let parent_fds = [sync_wr.as_raw_fd(), out_rd.as_raw_fd(), err_rd.as_raw_fd()];
     let (sync_fd, out_fd, err_fd) = (sync_rd.as_raw_fd(), out_wr.as_raw_fd(), err_wr.as_raw_fd());
     let mut flags = process::CLONE_NEWNS as u64;
     if idmap.is_some() {
@@ -89,9 +88,7 @@ pub fn with_rootfs(lowers: &[PathBuf], f: impl FnOnce(&Path) -> Command) -> Resu
     let pid = process::spawn_in_namespaces(flags, move || {
         let _ =
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-        for fd in parent_fds {
-            jfd::close_raw(fd);
-        }
+        let _ = jfd::close_all_except(&[sync_fd, out_fd, err_fd]);
         let mut b = [0u8; 1];
         if !matches!(rustix::io::read(jfd::borrow(sync_fd), &mut b), Ok(1)) {
             return 1;

@@ -105,10 +105,6 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
     } else {
         std::env::var("TERM").ok()
     };
-    let mut parent_fds = vec![sync_wr.as_raw_fd(), err_rd.as_raw_fd()];
-    if let Some((master, _)) = &pty {
-        parent_fds.push(master.as_raw_fd());
-    }
     let ctx = ChildCtx {
         plan,
         mount_point: spec.mount_point.clone(),
@@ -127,7 +123,6 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
         wait_for_parent: spec.idmap.is_some(),
         sync_rd: sync_rd.as_raw_fd(),
         err_wr: err_wr.as_raw_fd(),
-        parent_fds,
     };
     let mut flags = (process::CLONE_NEWNS
         | process::CLONE_NEWPID

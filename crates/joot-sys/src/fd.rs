@@ -75,3 +75,45 @@ pub fn borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     let fd = if fd < 0 { i32::MAX } else { fd };
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// Closes every descriptor from 3 up except those in `keep` (close_range over the gaps). The
+/// first thing a freshly cloned sandbox process does: it inherited copies of every fd of its
+/// parent, and a copy of another thread's flocked file would keep that lock held.
+pub fn close_all_except(keep: &[i32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = 3u32;
+    for k in keep {
+        if k > next {
+            close_span(next, k - 1)?;
+        }
+        next = k + 1;
+    }
+    close_span(next, u32::MAX)
+}
+
+fn close_span(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range only manipulates this process's fd table.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Ok(n) = entry?.file_name().to_string_lossy().parse::<u32>()
+            && n >= first
+            && n <= last
+        {
+            close_raw(n as i32);
+        }
+    }
+    Ok(())
+}
