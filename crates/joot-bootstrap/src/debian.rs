@@ -117,6 +117,8 @@ pub enum Event {
     Package(String),
     /// A download of this many bytes was announced.
     Bytes(u64),
+    /// The installer planned this many more packages.
+    Planned(u64),
 }
 
 /// Interprets one line of mmdebstrap (verbose) or debootstrap output.
@@ -151,6 +153,13 @@ pub fn parse_line(line: &str) -> Option<Event> {
     if let Some(rest) = line.strip_prefix("Setting up ") {
         let name = rest.split_whitespace().next()?;
         return Some(Event::Package(name.split(':').next()?.to_string()));
+    }
+    // apt: "0 upgraded, 77 newly installed, 0 to remove and 0 not upgraded."
+    if let Some(head) = line.split(" newly installed").next()
+        && head.len() < line.len()
+        && let Some(n) = head.rsplit(", ").next()
+    {
+        return n.trim().parse().ok().map(Event::Planned);
     }
     if line.starts_with("Get:") {
         let open = line.rfind('[')?;
@@ -326,6 +335,10 @@ mod tests {
                 "Get:1 http://deb.debian.org/debian bookworm/main amd64 libc6 amd64 2.36-9 [2,757 kB]"
             ),
             Some(Event::Bytes(2_757_000))
+        );
+        assert_eq!(
+            parse_line("0 upgraded, 77 newly installed, 0 to remove and 0 not upgraded."),
+            Some(Event::Planned(77))
         );
         assert_eq!(parse_line("random noise"), None);
     }

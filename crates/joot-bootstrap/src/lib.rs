@@ -136,6 +136,8 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     let before = cache::package_files(cache.base());
     let mut packages = 0u64;
     let mut bytes = 0u64;
+    let (mut planned_before, mut plan_now) = (0u64, 0u64);
+    let (mut cur_phase, mut plan_phase) = (None, None);
     let mut on_line = |line: &str| {
         rep.output(line);
         let ev = match o.spec.family() {
@@ -143,7 +145,10 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
             Family::Rpm => rpm::parse_line(line),
         };
         match ev {
-            Some(Event::Phase(p)) => rep.phase(p),
+            Some(Event::Phase(p)) => {
+                cur_phase = Some(p);
+                rep.phase(p);
+            }
             Some(Event::Package(name)) => {
                 packages += 1;
                 rep.package(&name, packages);
@@ -151,6 +156,17 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
             Some(Event::Bytes(n)) => {
                 bytes += n;
                 rep.bytes(bytes);
+            }
+            // apt may print the same plan twice within a step (download, then install):
+            // plans add up across phases, and within one phase the largest counts.
+            Some(Event::Planned(n)) => {
+                if plan_phase != cur_phase {
+                    planned_before += plan_now;
+                    plan_now = 0;
+                    plan_phase = cur_phase;
+                }
+                plan_now = plan_now.max(n);
+                rep.planned(planned_before + plan_now);
             }
             None => {}
         }
@@ -257,6 +273,9 @@ impl Reporter for PhaseOnce<'_> {
     }
     fn bytes(&self, downloaded: u64) {
         self.inner.bytes(downloaded);
+    }
+    fn planned(&self, total: u64) {
+        self.inner.planned(total);
     }
     fn output(&self, line: &str) {
         self.inner.output(line);

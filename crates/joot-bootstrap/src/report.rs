@@ -49,6 +49,9 @@ pub trait Reporter {
     fn phase(&self, _phase: Phase) {}
     /// A package was set up (`done` counts them from 1).
     fn package(&self, _name: &str, _done: u64) {}
+    /// Packages the installer has planned so far (it may plan in steps: the essential set,
+    /// then the rest).
+    fn planned(&self, _total: u64) {}
     /// Bytes downloaded so far (indexes and packages), as the installer reports them.
     fn bytes(&self, _downloaded: u64) {}
     /// One line of the installer's output (for verbose logs).

@@ -105,6 +105,13 @@ pub fn parse_line(line: &str) -> Option<crate::debian::Event> {
     if t.starts_with("Running transaction") && !t.contains("check") && !t.contains("test") {
         return Some(Event::Phase(Phase::Install));
     }
+    // "Install  3 Packages" in the transaction summary.
+    if let Some(rest) = t.strip_prefix("Install ")
+        && let Some(n) = rest.split_whitespace().next()
+        && let Ok(n) = n.parse()
+    {
+        return Some(Event::Planned(n));
+    }
     if let Some(rest) = t.strip_prefix("Installing") {
         let rest = rest.trim_start().strip_prefix(':')?;
         let nevra = rest.split_whitespace().next()?;
@@ -213,5 +220,7 @@ mod tests {
             Some(Event::Package("joot-hello-1.0-1.x86_64".into()))
         );
         assert_eq!(parse_line("Installing:"), None);
+        assert_eq!(parse_line("Install  3 Packages"), Some(Event::Planned(3)));
+        assert_eq!(parse_line("Install  1 Package"), Some(Event::Planned(1)));
     }
 }

@@ -183,12 +183,17 @@ fn human_bytes(n: u64) -> String {
 struct CliReporter<'a> {
     progress: &'a Progress,
     bar: ProgressBar,
+    planned: std::cell::Cell<u64>,
 }
 
 impl<'a> CliReporter<'a> {
     fn new(progress: &'a Progress) -> CliReporter<'a> {
         let bar = progress.bar(None, false, "bootstrap");
-        CliReporter { progress, bar }
+        CliReporter {
+            progress,
+            bar,
+            planned: std::cell::Cell::new(0),
+        }
     }
 
     fn finish(&self) {
@@ -208,12 +213,24 @@ impl Reporter for CliReporter<'_> {
         );
     }
 
+    fn planned(&self, total: u64) {
+        self.planned.set(total);
+        self.progress.event(
+            "bootstrap_planned",
+            serde_json::json!({ "packages": total }),
+        );
+    }
+
     fn package(&self, name: &str, done: u64) {
+        let of = match self.planned.get() {
+            0 => String::new(),
+            n => format!("/{n}"),
+        };
         self.bar
-            .set_message(format!("{done} packages set up ({name})"));
+            .set_message(format!("{done}{of} packages set up ({name})"));
         if self.progress.mode() == Mode::Plain {
             self.progress
-                .line(&format!("bootstrap: set up {name} ({done})"));
+                .line(&format!("bootstrap: set up {name} ({done}{of})"));
         }
         self.progress.event(
             "bootstrap_package",
