@@ -5,6 +5,9 @@
 //! single-uid fallback, which must say what it loses). Each test has its own store in a temp
 //! dir owned by the user.
 
+#[path = "../../../joot-oci/tests/support/registry.rs"]
+mod registry;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -738,4 +741,43 @@ fn rootless_bootstrap_debian() {
     .gid();
     let (gstart, _) = first_range("/etc/subgid", USER).expect("subgid range");
     assert_eq!(gid, gstart + 41);
+}
+
+#[test]
+fn rootless_push_pull_keeps_owners() {
+    let name = "rootless_push_pull_keeps_owners";
+    let Some(a) = Rootless::new(name, USER) else {
+        return;
+    };
+    if !require_tool(name, "docker-registry") {
+        return;
+    }
+    let (start, _) = first_range("/etc/subuid", USER).expect("subuid range");
+    a.import_busybox();
+    let reg = registry::Registry::start(&a.scratch().join("registry"), None);
+    let reference = format!("{}/rootless/bb:1", reg.addr);
+    let digest = a.ok(&["push", "bb", &reference, "--insecure"]);
+    assert!(digest.trim().starts_with("sha256:"), "{digest}");
+    let b = Rootless::new(&format!("{name}-b"), USER).unwrap();
+    assert_eq!(
+        b.ok(&["pull", &reference, "--insecure", "--name", "pulled"])
+            .trim(),
+        "pulled"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--from",
+            "pulled",
+            "--",
+            "stat",
+            "-c",
+            "%u",
+            "/home/alice"
+        ]),
+        "1000\n"
+    );
+    assert_eq!(layer_owner(&b.root(), "home/alice"), start + 999);
+    assert_eq!(layer_owner(&b.root(), "bin/busybox"), b.uid);
 }
