@@ -205,7 +205,7 @@ pub fn import_disk(
     let (part, fs) = choose_root(&raw, &file, kind, &parts, opts.partition, path)?;
     let method = opts
         .method
-        .unwrap_or(if rustix::process::geteuid().is_root() {
+        .unwrap_or(if joot_sandbox::userns::privileged() {
             ReadMethod::KernelReadOnly
         } else {
             ReadMethod::Userspace

@@ -209,8 +209,9 @@ impl Tree {
     /// read-only directory, and returns its output (an error if it failed).
     pub fn run_with_merged(&self, make: &dyn Fn(&Path) -> Command) -> Result<Output> {
         let layers = self.layers();
-        if !rustix::process::geteuid().is_root() {
-            // Rootless: joot-sandbox mounts the layers in a user + mount namespace.
+        if !joot_sandbox::userns::privileged() {
+            // Rootless (also as root of a user namespace: a rootless verb re-run there, whose
+            // mounts cannot change locked flags): joot-sandbox mounts the layers in a user + mount namespace.
             let lowers: Vec<PathBuf> = layers.iter().map(|p| p.to_path_buf()).collect();
             let out = joot_sandbox::with_rootfs(&lowers, |merged: &Path| make(merged))?;
             return Ok(out);
