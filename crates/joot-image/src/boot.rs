@@ -276,7 +276,7 @@ impl Drop for Reaper {
 /// status is returned. With `expect`, the console is copied to `console` and watched: 0 once
 /// the text appears, [`Error::Timeout`] after the timeout, an error if qemu exits first.
 pub fn boot(opts: &BootOptions, rep: &dyn Reporter, console: &mut dyn Write) -> Result<i32> {
-    let qemu = tool::QEMU_SYSTEM.path()?;
+    let qemu = tool::QEMU_SYSTEM.check()?;
     if opts.format != DiskFormat::Raw {
         crate::qemu_img::inspect_untrusted(&opts.disk, opts.format)?;
     }

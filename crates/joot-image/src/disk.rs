@@ -57,7 +57,7 @@ pub fn write_table(disk: &Path, layout: &Layout) -> Result<()> {
     let Some(script) = layout.sfdisk_script() else {
         return Ok(());
     };
-    let mut cmd = tool::SFDISK.command()?;
+    let mut cmd = tool::command(&tool::SFDISK)?;
     cmd.args(["--no-reread", "--no-tell-kernel", "--wipe", "never", "-q"])
         .arg(disk);
     run_with_input(&mut cmd, script.as_bytes())
@@ -113,7 +113,7 @@ pub fn mkfs_root(disk: &Path, tree: &Tree, spec: &Ext4Spec) -> Result<()> {
     let disk = disk.to_path_buf();
     let spec2 = spec.clone();
     // Check presence up front: inside the closure an error cannot be returned.
-    tool::MKFS_EXT4.path()?;
+    tool::MKFS_EXT4.check()?;
     tree.run_with_merged(&move |merged: &Path| {
         spec2
             .command(&disk, merged)
@@ -166,7 +166,7 @@ pub fn write_fstab(disk: &Path, offset: u64, content: &str, epoch: u64) -> Resul
 }
 
 fn debugfs(dev: &str, write: bool, script: &str, epoch: u64) -> Result<String> {
-    let mut cmd = tool::DEBUGFS.command()?;
+    let mut cmd = tool::command(&tool::DEBUGFS)?;
     cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string());
     if write {
         cmd.arg("-w");
@@ -204,7 +204,7 @@ pub fn make_esp(
     files: &[(&str, &Path)],
     epoch: u64,
 ) -> Result<()> {
-    let mut cmd = tool::MKFS_VFAT.command()?;
+    let mut cmd = tool::command(&tool::MKFS_VFAT)?;
     // -s 2: 1 KiB clusters; without it a 256 MiB FAT32 has too few root directory slots for
     // mtools. --invariant: no time-based or random values (volume id given with -i).
     cmd.args(["-F", "32", "-s", "2", "--invariant", "-n", "ESP"])
@@ -213,7 +213,7 @@ pub fn make_esp(
         .arg(format!("--offset={}", part.start / SECTOR))
         .arg(disk)
         .arg((part.size / 1024).to_string());
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     let image = format!("{}@@{}", disk.display(), part.start);
     let mut dirs: Vec<String> = Vec::new();
     for (dest, _) in files {
@@ -228,16 +228,16 @@ pub fn make_esp(
         }
     }
     for d in &dirs {
-        let mut cmd = tool::MMD.command()?;
+        let mut cmd = tool::command(&tool::MMD)?;
         cmd.env("MTOOLS_SKIP_CHECK", "1")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
             .arg("-i")
             .arg(&image)
             .arg(format!("::{d}"));
-        tool::run(&mut cmd)?;
+        tool::run(cmd)?;
     }
     for (dest, src) in files {
-        let mut cmd = tool::MCOPY.command()?;
+        let mut cmd = tool::command(&tool::MCOPY)?;
         // Without -m mtools stamps "now", which SOURCE_DATE_EPOCH pins.
         cmd.env("MTOOLS_SKIP_CHECK", "1")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
@@ -245,7 +245,7 @@ pub fn make_esp(
             .arg(&image)
             .arg(src)
             .arg(format!("::{dest}"));
-        tool::run(&mut cmd)?;
+        tool::run(cmd)?;
     }
     Ok(())
 }
@@ -270,7 +270,7 @@ pub fn make_uki(out: &Path, kernel: &Kernel, cmdline: &str, os_release: &[u8]) -
     let kernel_len = fs_err::metadata(&kernel.vmlinuz)?.len();
     let linux_vma: u64 = 0x200_0000;
     let initrd_vma = (linux_vma + kernel_len + 0x10_0000).div_ceil(0x10_0000) * 0x10_0000;
-    let mut cmd = tool::OBJCOPY.command()?;
+    let mut cmd = tool::command(&tool::OBJCOPY)?;
     cmd.arg("--add-section")
         .arg(format!(".osrel={}", osrel_file.display()))
         .args(["--change-section-vma", ".osrel=0x20000"])
@@ -288,7 +288,7 @@ pub fn make_uki(out: &Path, kernel: &Kernel, cmdline: &str, os_release: &[u8]) -
             .arg(format!(".initrd={initrd_vma:#x}"));
     }
     cmd.arg(stub).arg(out);
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     clear_pe_timestamp(out)?;
     Ok(())
 }
@@ -357,7 +357,7 @@ pub fn install_bios_grub(
         ),
     )?;
     let core = work.join("core.img");
-    let mut cmd = tool::GRUB_MKIMAGE.command()?;
+    let mut cmd = tool::command(&tool::GRUB_MKIMAGE)?;
     cmd.args(["-O", "i386-pc", "-d", GRUB_I386, "-p", "/boot/grub", "-c"])
         .arg(&cfg)
         .arg("-o")
@@ -376,7 +376,7 @@ pub fn install_bios_grub(
             "echo",
             "gzio",
         ]);
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     let mut core_bytes = fs_err::read(&core)?;
     if core_bytes.len() as u64 > bios.size {
         return Err(Error::invalid(format!(

@@ -94,6 +94,10 @@ pub enum Error {
         seconds: u64,
     },
 
+    /// A host tool is missing or failed (joot-sandbox's runner: argv, status, stderr tail).
+    #[error(transparent)]
+    Tool(#[from] joot_sandbox::ToolError),
+
     /// The store refused something (unknown image, busy env, bad layer).
     #[error(transparent)]
     Store(#[from] joot_store::Error),

@@ -200,7 +200,7 @@ pub fn export_tree(
 
 fn check_tools(opts: &ExportOptions, convert: bool) -> Result<()> {
     for t in disk::tools_needed(opts.bootable, opts.table != PartitionTable::None, convert) {
-        t.path()?;
+        t.check()?;
     }
     Ok(())
 }
@@ -330,7 +330,7 @@ fn export_ec2(
 }
 
 fn tool_path(t: crate::tool::Tool) -> Result<PathBuf> {
-    t.path()
+    Ok(t.check()?)
 }
 
 /// Moves the finished file into place (same filesystem: a rename).

@@ -380,14 +380,14 @@ fn read_with_kernel(
     writer: &mut RootWriter,
 ) -> Result<()> {
     let mnt = tempfile::Builder::new().prefix("joot-import-").tempdir()?;
-    tool::TAR.path()?;
+    tool::TAR.check()?;
     // noload/norecovery: never replay a journal (that would write); nosuid,nodev,noexec: the
     // mount only feeds tar.
     let opts = match fs {
         "xfs" => "ro,norecovery,nosuid,nodev,noexec",
         _ => "ro,noload,nosuid,nodev,noexec",
     };
-    let mut cmd = tool::UNSHARE.command()?;
+    let mut cmd = tool::command(&tool::UNSHARE)?;
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
         .arg(
             r#"mount -t "$5" -o "$6,loop,offset=$3,sizelimit=$4" "$1" "$2" || exit 99

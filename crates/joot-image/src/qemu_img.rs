@@ -25,7 +25,7 @@ pub fn convert_raw(
     format: DiskFormat,
     opts: &ConvertOptions,
 ) -> Result<()> {
-    let mut cmd = tool::QEMU_IMG.command()?;
+    let mut cmd = tool::command(&tool::QEMU_IMG)?;
     cmd.args(["convert", "-q", "-f", "raw", "-O", format.qemu_name()]);
     match format {
         DiskFormat::Qcow2 if opts.compress => {
@@ -44,17 +44,17 @@ pub fn convert_raw(
         _ => {}
     }
     cmd.arg(src).arg(dst);
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     Ok(())
 }
 
 /// Converts an (inspected) image to a raw sparse file.
 pub fn convert_to_raw(src: &Path, format: DiskFormat, dst: &Path) -> Result<()> {
-    let mut cmd = tool::QEMU_IMG.command()?;
+    let mut cmd = tool::command(&tool::QEMU_IMG)?;
     cmd.args(["convert", "-q", "-f", format.qemu_name(), "-O", "raw"])
         .arg(src)
         .arg(dst);
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     Ok(())
 }
 
@@ -68,10 +68,10 @@ pub struct Info {
 
 /// `qemu-img info --output=json -f FORMAT`.
 pub fn info(path: &Path, format: DiskFormat) -> Result<Info> {
-    let mut cmd = tool::QEMU_IMG.command()?;
+    let mut cmd = tool::command(&tool::QEMU_IMG)?;
     cmd.args(["info", "--output=json", "-f", format.qemu_name()])
         .arg(path);
-    let out = tool::run(&mut cmd).map_err(|e| Error::Refused {
+    let out = tool::run(cmd).map_err(|e| Error::Refused {
         path: path.to_path_buf(),
         reason: format!("not a readable {} image: {e}", format.name()),
     })?;
@@ -167,9 +167,9 @@ fn read_prefix(path: &Path, buf: &mut [u8]) -> Result<usize> {
 
 /// `qemu-img check -f FORMAT`: true when the image is consistent.
 pub fn check(path: &Path, format: DiskFormat) -> Result<()> {
-    let mut cmd = tool::QEMU_IMG.command()?;
+    let mut cmd = tool::command(&tool::QEMU_IMG)?;
     cmd.args(["check", "-q", "-f", format.qemu_name()])
         .arg(path);
-    tool::run(&mut cmd)?;
+    tool::run(cmd)?;
     Ok(())
 }

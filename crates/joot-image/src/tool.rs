@@ -2,25 +2,15 @@
 //! with why it is needed and which Debian package has it, so a missing one fails up front with an
 //! actionable message, and a failing one reports its argv, exit status and the tail of stderr.
 //!
-//! This mirrors the `Tool` runner of joot-sandbox (same shape and messages); joot-image keeps
-//! its own small copy so it does not depend on sandbox internals for plain host commands.
+//! The runner is joot-sandbox's (`joot_sandbox::Tool`, `joot_sandbox::tool::run`); this module
+//! names the tools disk images need and adapts the runner to joot-image's error type.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// A host program joot-image runs.
-#[derive(Debug, Clone, Copy)]
-pub struct Tool {
-    /// Program name looked up on PATH (plus the sbin directories).
-    pub name: &'static str,
-    /// Debian package that provides it.
-    pub package: &'static str,
-    /// Why it is needed, completing "it is needed ...".
-    pub reason: &'static str,
-}
+pub use joot_sandbox::Tool;
 
 pub const MKFS_EXT4: Tool = Tool {
     name: "mkfs.ext4",
@@ -83,49 +73,22 @@ pub const TAR: Tool = Tool {
     reason: "to stream an imported filesystem with its owners, modes and xattrs",
 };
 
-impl Tool {
-    /// The full path of the program, or a clear error naming the package.
-    pub fn path(&self) -> Result<PathBuf> {
-        which(self.name).ok_or_else(|| Error::ToolMissing {
-            tool: self.name.to_string(),
-            package: self.package.to_string(),
-            reason: self.reason.to_string(),
-        })
-    }
-
-    /// A `Command` for the program (checked to exist), with a clean locale.
-    pub fn command(&self) -> Result<Command> {
-        let mut cmd = Command::new(self.path()?);
-        cmd.env("LC_ALL", "C");
-        Ok(cmd)
-    }
+/// A `Command` for `tool` (checked to exist), with a clean locale so output can be parsed.
+pub fn command(tool: &Tool) -> Result<Command> {
+    let mut cmd = tool.command()?;
+    cmd.env("LC_ALL", "C");
+    Ok(cmd)
 }
 
 /// Finds an executable on PATH plus the sbin directories (a plain user's PATH may lack them).
 pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| PathBuf::from(d).join(tool))
-        .find(|p| p.is_file())
+    joot_sandbox::tool::find_on_path(tool)
 }
 
 /// Runs `cmd` to completion with stdin closed, capturing its output; a non-zero exit is an
-/// [`Error::ToolFailed`] carrying the argv, status and stderr tail.
-pub fn run(cmd: &mut Command) -> Result<Output> {
-    let argv = argv_string(cmd);
-    tracing::debug!(%argv, "running");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::ToolFailed {
-            argv: argv.clone(),
-            status: "could not start".into(),
-            stderr: e.to_string(),
-        })?;
-    check_output(&argv, &out)?;
-    Ok(out)
+/// error carrying the argv, status and stderr tail.
+pub fn run(cmd: Command) -> Result<Output> {
+    Ok(joot_sandbox::tool::run(cmd)?)
 }
 
 /// Turns a finished command's output into an error when it failed.
@@ -133,11 +96,7 @@ pub fn check_output(argv: &str, out: &Output) -> Result<()> {
     if out.status.success() {
         return Ok(());
     }
-    Err(Error::ToolFailed {
-        argv: argv.to_string(),
-        status: status_string(&out.status),
-        stderr: tail(&out.stderr),
-    })
+    Err(joot_sandbox::tool::failure(argv.to_string(), out).into())
 }
 
 /// "exit status 1" or "killed by SIGKILL".
@@ -170,23 +129,7 @@ pub fn tail(stderr: &[u8]) -> String {
 
 /// The command line as a copy-pasteable string.
 pub fn argv_string(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn quote(arg: &OsStr) -> String {
-    let s = arg.to_string_lossy();
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
-    {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    joot_sandbox::tool::argv_string(cmd)
 }
 
 #[cfg(test)]
@@ -194,17 +137,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn argv_is_quoted_for_the_shell() {
-        let mut cmd = Command::new("echo");
-        cmd.args(["plain", "two words", "it's"]);
-        assert_eq!(argv_string(&cmd), r"echo plain 'two words' 'it'\''s'");
-    }
-
-    #[test]
     fn failing_tool_reports_status_and_stderr() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo boom >&2; exit 3"]);
-        let err = run(&mut cmd).unwrap_err().to_string();
+        let err = run(cmd).unwrap_err().to_string();
         assert!(err.contains("exit status 3"), "{err}");
         assert!(err.contains("boom"), "{err}");
     }
@@ -216,7 +152,7 @@ mod tests {
             package: "joot-pkg",
             reason: "for a test",
         };
-        let err = t.command().unwrap_err().to_string();
-        assert!(err.contains("install the `joot-pkg` package"), "{err}");
+        let err = command(&t).unwrap_err().to_string();
+        assert!(err.contains("joot-pkg"), "{err}");
     }
 }

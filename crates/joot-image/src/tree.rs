@@ -240,7 +240,7 @@ fn merged_via_unshare(layers: &[&Path], make: &dyn Fn(&Path) -> Command) -> Resu
         .collect::<Vec<_>>()
         .join(":");
     let inner = make(mnt.path());
-    let mut cmd = crate::tool::UNSHARE.command()?;
+    let mut cmd = crate::tool::command(&crate::tool::UNSHARE)?;
     // noatime: reading the files must not change them (mkfs copies atimes, and the second
     // export of the same image must give the same bytes).
     let (script, source) = if let [single] = layers {
@@ -267,7 +267,7 @@ fn merged_via_unshare(layers: &[&Path], make: &dyn Fn(&Path) -> Command) -> Resu
             None => cmd.env_remove(k),
         };
     }
-    crate::tool::run(&mut cmd)
+    crate::tool::run(cmd)
 }
 
 /// An overlayfs whiteout: a character device 0:0.
