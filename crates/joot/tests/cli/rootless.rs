@@ -512,6 +512,26 @@ fn rootless_export_tar_raw_qcow2_keep_owners() {
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("qemu-img json");
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["virtual-size"], 64 * 1024 * 1024);
+
+    // A single-layer image (a read-only bind, not an overlay), read back by joot's own
+    // disk-image import without a mount.
+    rl.ok(&["export", "bb", "-o", "single.vmdk", "--size", "64M"]);
+    rl.ok(&["export", "bb", "-o", "single.raw", "--size", "64M"]);
+    rl.ok(&["import", "single.raw", "--name", "back"]);
+    assert_eq!(
+        rl.ok(&[
+            "run",
+            "--rm",
+            "--from",
+            "back",
+            "--",
+            "stat",
+            "-c",
+            "%u",
+            "/home/alice"
+        ]),
+        "1000\n"
+    );
     rl.ok(&["rm", "dev"]);
 }
 
