@@ -6,6 +6,7 @@
 //! The registry client (oci-client) is async; tokio stays inside this crate and every public
 //! entry point is a plain blocking function. Progress goes through [`Reporter`].
 
+mod arrival;
 pub mod auth;
 mod cache;
 pub mod digest;

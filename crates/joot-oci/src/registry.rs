@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use futures_util::StreamExt;
 use joot_store::{Image, Name, Replace, Store};
@@ -21,6 +21,7 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
+use crate::arrival::{Arrival, FollowReader};
 use crate::auth::{self, Credentials};
 use crate::cache::BlobCache;
 use crate::digest::{Digest, Hasher, verify};
@@ -296,7 +297,8 @@ fn registry_error(registry: &str, e: OciDistributionError) -> Error {
     }
 }
 
-/// Downloads one blob into the cache (resuming a `.partial`), verified.
+/// Downloads one blob into the cache (resuming a `.partial`), verified, publishing its progress
+/// to `arrival` so it can be unpacked while it arrives. Returns the cached blob's path.
 async fn download(
     client: Client,
     reference: Reference,
@@ -304,12 +306,14 @@ async fn download(
     cache: BlobCache,
     relay: Relay,
     registry: String,
-) -> Result<(PathBuf, bool)> {
+    arrival: Arc<Arrival>,
+) -> Result<PathBuf> {
     let d = desc.digest()?;
     let label = short(&desc.digest);
     if cache.has(&d) {
         let _ = relay.send(Event::End(label, Outcome::Cached));
-        return Ok((cache.path(&d), false));
+        arrival.finish(cache.path(&d), desc.size);
+        return Ok(cache.path(&d));
     }
     let partial = cache.partial(&d);
     let mut offset = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -372,6 +376,12 @@ async fn download(
                 format!("{}: {e}", partial.display()),
             ))
         })?;
+    // A fresh download is followed by the unpacker as it arrives; a resumed one (whose file
+    // may still be rewritten from the start) only once complete.
+    let streaming = offset == 0;
+    if streaming {
+        arrival.start(partial.clone(), 0);
+    }
     let mut total = offset;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
@@ -404,6 +414,9 @@ async fn download(
         file.write_all(&chunk)?;
         hasher.update(&chunk);
         total += chunk.len() as u64;
+        if streaming {
+            arrival.progress(total);
+        }
         let _ = relay.send(Event::Advance(label.clone(), chunk.len() as u64));
     }
     if total != desc.size {
@@ -422,7 +435,8 @@ async fn download(
     drop(file);
     let path = cache.commit(&partial, &d)?;
     let _ = relay.send(Event::End(label, Outcome::Done));
-    Ok((path, true))
+    arrival.finish(path.clone(), desc.size);
+    Ok(path)
 }
 
 /// Pulls `reference` into the store.
@@ -492,16 +506,21 @@ fn pull_inner(
             })
         })
         .collect::<Result<_>>()?;
-    // Schedule the downloads of layers the store lacks (each blob once).
-    let mut scheduled: HashSet<String> = HashSet::new();
+    // Schedule the downloads of layers the store lacks and the cache does not hold (each blob
+    // once). A cached blob from an earlier, interrupted pull is read (and verified) as is.
+    let mut arrivals: HashMap<String, Arc<Arrival>> = HashMap::new();
     let mut jobs = Vec::new();
-    for (i, (l, d)) in layers.iter().zip(&manifest.layers).enumerate() {
-        if present(store, &l.diff_id)?.is_some() || !scheduled.insert(d.digest.clone()) {
+    for (l, d) in layers.iter().zip(&manifest.layers) {
+        if present(store, &l.diff_id)?.is_some()
+            || arrivals.contains_key(&d.digest)
+            || cache.has(&d.digest()?)
+        {
             continue;
         }
-        jobs.push((i, d.clone()));
+        let arrival = Arc::new(Arrival::default());
+        arrivals.insert(d.digest.clone(), arrival.clone());
+        jobs.push((d.clone(), arrival));
     }
-    let (done_tx, done_rx) = mpsc::channel::<(String, Result<(PathBuf, bool)>)>();
     {
         let client = remote.client.clone();
         let reference = r.clone();
@@ -510,66 +529,62 @@ fn pull_inner(
         let registry = remote.registry.clone();
         rt.spawn(async move {
             futures_util::stream::iter(jobs)
-                .map(|(_, d)| {
+                .map(|(d, arrival)| {
                     let fut = download(
                         client.clone(),
                         reference.clone(),
-                        d.clone(),
+                        d,
                         cache.clone(),
                         relay.clone(),
                         registry.clone(),
+                        arrival.clone(),
                     );
-                    async move { (d.digest, fut.await) }
+                    async move {
+                        if let Err(e) = fut.await {
+                            arrival.fail(e);
+                        }
+                    }
                 })
                 .buffer_unordered(3)
-                .for_each(|(digest, res)| {
-                    let _ = done_tx.send((digest, res));
-                    async {}
-                })
+                .for_each(|_| async {})
                 .await;
         });
     }
-    let mut ready: HashMap<String, Result<(PathBuf, bool)>> = HashMap::new();
     let mut last_opened: Option<Digest> = None;
     let mut open = |i: usize| -> Result<Opened> {
         let d = &manifest.layers[i];
         let digest = d.digest()?;
-        let (path, fresh) = if scheduled.contains(&d.digest) {
-            loop {
-                if let Some(res) = ready.get(&d.digest) {
-                    match res {
-                        Ok(p) => break p.clone(),
-                        Err(_) => {
-                            return Err(ready.remove(&d.digest).expect("present").unwrap_err());
-                        }
-                    }
-                }
-                match done_rx.recv() {
-                    Ok((dg, res)) => {
-                        ready.insert(dg, res);
-                    }
-                    Err(_) => {
-                        return Err(Error::invalid("pull", "download task ended early"));
-                    }
-                }
-            }
+        last_opened = Some(digest.clone());
+        if let Some(arrival) = arrivals.get(&d.digest) {
+            // Verified by the download before the reader sees its end.
+            return Ok(Opened {
+                reader: Box::new(std::io::BufReader::with_capacity(
+                    1 << 20,
+                    FollowReader::new(arrival.clone()),
+                )),
+                verified: true,
+            });
+        }
+        let (path, verified) = if cache.has(&digest) {
+            (cache.path(&digest), false)
         } else {
-            rt.block_on(download(
+            let path = rt.block_on(download(
                 remote.client.clone(),
                 r.clone(),
                 d.clone(),
                 cache.clone(),
                 relay.clone(),
                 remote.registry.clone(),
-            ))?
+                Arc::new(Arrival::default()),
+            ))?;
+            (path, true)
         };
-        last_opened = Some(digest);
         Ok(Opened {
             reader: Box::new(std::io::BufReader::with_capacity(
                 1 << 20,
                 fs_err::File::open(path)?,
             )),
-            verified: fresh,
+            verified,
         })
     };
     let result = import_image(
@@ -582,8 +597,18 @@ fn pull_inner(
         Replace::Yes,
         reporter,
     );
+    // A failed download is the cause of whatever the unpacking of its blob then reported.
+    let result = match result {
+        Err(e) => Err(manifest
+            .layers
+            .iter()
+            .find_map(|d| arrivals.get(&d.digest).and_then(|a| a.take_failure()))
+            .unwrap_or(e)),
+        ok => ok,
+    };
     if let Err(Error::DigestMismatch { .. } | Error::Truncated { .. }) = &result
         && let Some(d) = &last_opened
+        && !arrivals.contains_key(&d.to_string())
     {
         // The cached blob is bad: drop it so the next pull fetches it again.
         cache.evict(d);
