@@ -21,6 +21,39 @@ use crate::report::{OutputSink, Reporter, StepInfo};
 use crate::script::{self, HELPER_DIR, PackageManager};
 use crate::tree;
 
+/// Marks the env of a running step in its stored config (`env`), so an env left behind by a
+/// killed build can be told from one kept with `--keep-failed` (which loses the mark).
+pub const STEP_ENV_MARK: &str = "JOOT_BUILD_STEP=1";
+
+/// How old an unlocked, marked step env must be before a build removes it as a leftover: a
+/// step env is locked right after it is created, so this only has to cover that instant.
+const LEFTOVER_AGE_SECS: u64 = 60;
+
+/// Removes step envs left by killed builds (marked, not in use, older than a minute). Returns
+/// their names.
+pub fn remove_leftover_envs(store: &Store) -> Vec<Name> {
+    let mut removed = Vec::new();
+    let Ok(dir) = std::fs::read_dir(store.root().join("envs")) else {
+        return removed;
+    };
+    for entry in dir.flatten() {
+        let fname = entry.file_name();
+        let Some(n) = fname.to_str().filter(|n| n.starts_with("build-")) else {
+            continue;
+        };
+        let Ok(name) = Name::parse(n) else { continue };
+        let Ok(env) = store.env(&name) else { continue };
+        let marked = env.config.env.iter().any(|e| e == STEP_ENV_MARK);
+        if marked
+            && now().saturating_sub(env.created) > LEFTOVER_AGE_SECS
+            && store.remove_env(&name, true).is_ok()
+        {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// A validated build request: what `joot build` turns its arguments into before anything runs.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -116,6 +149,9 @@ pub fn build(
 ) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let _lease = store.lease()?;
+    for name in remove_leftover_envs(store) {
+        reporter.note(&format!("removed env {name}, left by an interrupted build"));
+    }
     let recipe = &opts.recipe;
     let total = recipe.steps.len();
     let log_path = cache::log_path(store, opts.image.as_str());
@@ -366,7 +402,10 @@ fn run_step(
             name: ctx.base.image.name.clone(),
             layers: ctx.layers.to_vec(),
         },
-        EnvConfig::default(),
+        EnvConfig {
+            env: vec![STEP_ENV_MARK.to_string()],
+            ..EnvConfig::default()
+        },
     )?;
     let mut env = StepEnv {
         store,
@@ -499,8 +538,12 @@ fn run_step(
     match result? {
         StepRun::Ok => {}
         StepRun::Failed(status) => {
+            if ctx.opts.keep_failed {
+                // Kept for the user: no longer a step env a later build may sweep.
+                store.set_env_config(&lock, EnvConfig::default())?;
+                env.keep = true;
+            }
             drop(lock);
-            env.keep = ctx.opts.keep_failed;
             return Err(BuildError::StepFailed(Box::new(StepFailure {
                 index,
                 total: ctx.total,

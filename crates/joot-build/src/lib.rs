@@ -17,6 +17,8 @@ pub mod script;
 pub mod tree;
 
 pub use base::import_tarball;
-pub use engine::{BaseImage, BuildOptions, BuildOutcome, StepOutcome, build};
+pub use engine::{
+    BaseImage, BuildOptions, BuildOutcome, STEP_ENV_MARK, StepOutcome, build, remove_leftover_envs,
+};
 pub use error::{BuildError, StepFailure};
 pub use report::{OutputSink, Reporter, Silent, StepInfo};

@@ -276,6 +276,14 @@ fn builds_every_module_then_caches() {
     assert_eq!(rec5.ran, vec![1, 2, 3, 4, 5, 6]);
 }
 
+/// Makes env `name` look created long ago (as one left by a build killed earlier).
+fn age_env(f: &Fixture, name: &str) {
+    let path = f.store.root().join("envs").join(name).join("env.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["created"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
 #[test]
 fn failing_step_changes_nothing() {
     let Some(f) = fixture("failing_step_changes_nothing") else {
@@ -324,9 +332,33 @@ fn failing_step_changes_nothing() {
     );
     let env = f.store.env(&Name::parse(&kept).unwrap()).unwrap();
     assert_eq!(env.source.layers().len(), 2);
+    // A kept env is the user's: later builds leave it alone, however old.
+    age_env(&f, &kept);
+    assert!(joot_build::remove_leftover_envs(&f.store).is_empty());
     f.store
         .remove_env(&Name::parse(&kept).unwrap(), true)
         .unwrap();
+
+    // A step env left by a killed build (still marked) is removed by the next build once it
+    // is old enough to not be a step of a build running right now.
+    let left = Name::parse("build-app-2-deadbeef").unwrap();
+    f.store
+        .create_env(
+            &left,
+            joot_store::EnvSource::from_image(&f.base.image),
+            joot_store::EnvConfig {
+                env: vec![joot_build::STEP_ENV_MARK.into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        joot_build::remove_leftover_envs(&f.store).is_empty(),
+        "too young"
+    );
+    age_env(&f, left.as_str());
+    assert_eq!(joot_build::remove_leftover_envs(&f.store), vec![left]);
+    assert!(f.snapshot().2.is_empty());
 }
 
 #[test]
