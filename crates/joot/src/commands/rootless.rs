@@ -24,6 +24,7 @@ fn touches_trees(cmd: &Command) -> bool {
             | Command::Boot(_)
             | Command::Bootstrap(_)
             | Command::Commit(_)
+            | Command::Inspect(_)
             | Command::Rm(_)
             | Command::Rmi(_)
             | Command::Gc

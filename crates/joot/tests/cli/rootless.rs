@@ -348,6 +348,26 @@ fn rootless_env_persists_commits_and_setuid_stays_inside() {
          cp /bin/busybox /bin/suid-bb && chmod 4755 /bin/suid-bb",
     ]);
     assert_eq!(rl.ok(&["run", "dev", "--", "cat", "/root/note"]), "kept\n");
+    // A directory only uid 1000 may read still counts in the env's size.
+    rl.ok(&[
+        "run",
+        "dev",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /srv/private && echo 0123456789 > /srv/private/f && \
+         chown -R 1000:1000 /srv/private && chmod 700 /srv/private",
+    ]);
+    let inspect = rl.ok(&["inspect", "dev"]);
+    let size: u64 = inspect
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("upper_size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no upper_size in {inspect}"));
+    assert!(
+        size >= 11,
+        "upper_size {size} misses range-owned files: {inspect}"
+    );
 
     // The setuid file belongs to the user on disk: setuid there gains nothing but the user.
     let upper = rl.root().join("envs/dev/upper");
