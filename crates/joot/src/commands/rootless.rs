@@ -21,7 +21,6 @@ fn touches_trees(cmd: &Command) -> bool {
             | Command::Push(_)
             | Command::Build(_)
             | Command::Export(_)
-            | Command::Boot(_)
             | Command::Bootstrap(_)
             | Command::Commit(_)
             | Command::Inspect(_)
