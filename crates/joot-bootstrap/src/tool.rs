@@ -32,26 +32,44 @@ pub const UNSHARE: Tool = Tool {
 
 /// The argv that runs `argv` isolated as described in the module docs.
 pub fn isolated(argv: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "setpriv",
-        "--pdeathsig",
-        "KILL",
-        "--",
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--mount-proc",
-        "--",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut v: Vec<String> = WRAPPER.iter().map(|s| s.to_string()).collect();
     v.extend(argv.iter().cloned());
     v
+}
+
+const WRAPPER: [&str; 13] = [
+    "setpriv",
+    "--pdeathsig",
+    "KILL",
+    "--",
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--",
+];
+
+/// The installer's own argv (without the isolation wrapper), multi-line arguments (hook
+/// scripts) cut to their first line: what an error message shows. The full argv is logged at
+/// debug level.
+pub fn short_argv(argv: &[String]) -> String {
+    let argv = if argv.len() > WRAPPER.len() && argv[..WRAPPER.len()] == WRAPPER {
+        &argv[WRAPPER.len()..]
+    } else {
+        argv
+    };
+    let cut: Vec<String> = argv
+        .iter()
+        .map(|a| match a.split_once('\n') {
+            Some((first, _)) => format!("{first} ..."),
+            None => a.clone(),
+        })
+        .collect();
+    display_argv(&cut)
 }
 
 /// `argv` as a shell would need it typed (for logs and errors).
@@ -90,7 +108,7 @@ pub fn run_streaming(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().map_err(|e| Error::ToolFailed {
-        argv: display_argv(argv),
+        argv: short_argv(argv),
         status: format!("cannot start: {e}"),
         tail: String::new(),
     })?;
@@ -139,7 +157,7 @@ pub fn run_streaming(
         return Ok(());
     }
     Err(Error::ToolFailed {
-        argv: display_argv(argv),
+        argv: short_argv(argv),
         status: describe_status(status),
         tail: tail.into_iter().collect::<Vec<_>>().join("\n"),
     })
@@ -217,6 +235,20 @@ mod tests {
             "{msg}"
         );
         assert!(SETPRIV.is_present());
+    }
+
+    #[test]
+    fn errors_show_the_installer_argv_briefly() {
+        let v = isolated(&s(&[
+            "mmdebstrap",
+            "--setup-hook=set -e\nmkdir x",
+            "bookworm",
+        ]));
+        assert_eq!(
+            short_argv(&v),
+            "mmdebstrap '--setup-hook=set -e ...' bookworm"
+        );
+        assert_eq!(short_argv(&s(&["dnf", "-y"])), "dnf -y");
     }
 
     #[test]
