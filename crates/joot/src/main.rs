@@ -52,17 +52,23 @@ fn report(err: &anyhow::Error) -> i32 {
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
     };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .without_time()
-        .init();
+        .without_time();
+    // An EnvFilter compiles its directives: only pay for it when RUST_LOG asks for one, since
+    // start-up time is part of every `joot run`.
+    match std::env::var_os("RUST_LOG") {
+        Some(_) => builder
+            .with_env_filter(EnvFilter::from_default_env())
+            .init(),
+        None => builder.with_max_level(level).init(),
+    }
 }
