@@ -14,6 +14,16 @@ fn tools(name: &str, list: &[&str]) -> bool {
     list.iter().all(|t| require_tool(name, t))
 }
 
+/// Firmware and boot-loader files the real boots need (skips, or fails in CI, when missing).
+fn files(name: &str, list: &[&str]) -> bool {
+    list.iter()
+        .all(|f| Path::new(f).is_file() || joot_test_support::skip(name, &format!("needs {f}")))
+}
+
+const EFI_STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+const GRUB_BOOT_IMG: &str = "/usr/lib/grub/i386-pc/boot.img";
+const OVMF: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+
 /// A store with the busybox fixture imported as image `bb`.
 fn busybox_store(name: &str) -> TestStore {
     let ts = TestStore::new(name);
@@ -358,7 +368,8 @@ fn boot_bootable_debian_under_bios() {
     if !tools(
         name,
         &["qemu-system-x86_64", "grub-mkimage", "mkfs.vfat", "mcopy"],
-    ) {
+    ) || !files(name, &[EFI_STUB, GRUB_BOOT_IMG])
+    {
         return;
     }
     let Some((_dir, disk)) = debian_export(name, &["--bootable"], "deb.qcow2") else {
@@ -373,7 +384,8 @@ fn boot_bootable_debian_under_uefi() {
     if !tools(
         name,
         &["qemu-system-x86_64", "objcopy", "mkfs.vfat", "mcopy"],
-    ) {
+    ) || !files(name, &[EFI_STUB, GRUB_BOOT_IMG, OVMF])
+    {
         return;
     }
     let Some((_dir, disk)) = debian_export(name, &["--bootable"], "deb.raw") else {
