@@ -566,3 +566,30 @@ fn export_env_writes_its_current_state() {
     assert!(out.is_empty() && err.contains("not found"), "{out} {err}");
     assert!(cat("/etc/passwd").0.contains("alice"));
 }
+
+#[test]
+fn tar_exports_import_back_to_the_same_tree() {
+    let name = "tar_exports_import_back_to_the_same_tree";
+    if !require_root(name) {
+        return;
+    }
+    let ts = busybox_store(name);
+    let before = snapshot(&layer_roots(&ts.root(), "bb")[0]);
+    for (i, file) in ["bb.tar", "bb.tar.gz", "bb.tar.zst"].iter().enumerate() {
+        let out = ts.scratch().join(file);
+        ts.cmd()
+            .args(["export", "bb", "-o"])
+            .arg(&out)
+            .assert()
+            .success();
+        let back = format!("back{i}");
+        ts.cmd()
+            .arg("import")
+            .arg(&out)
+            .args(["--name", &back])
+            .assert()
+            .success();
+        let after = snapshot(&layer_roots(&ts.root(), &back)[0]);
+        assert_eq!(before, after, "{file}");
+    }
+}
