@@ -30,13 +30,32 @@ fn touches_trees(cmd: &Command) -> bool {
     )
 }
 
+/// True when `--from` names something that is not in the store yet: a distro spec or registry
+/// reference that `create`/`run` bootstrap or pull first (writing a tree).
+fn from_fetches(ctx: &Ctx, from: Option<&str>) -> bool {
+    let Some(from) = from else { return false };
+    if from == "host" {
+        return false;
+    }
+    let known = ctx.store().is_ok_and(|store| {
+        joot_store::Name::parse(from).is_ok_and(|name| store.image(&name).is_ok())
+    });
+    !known && from.contains(['/', ':'])
+}
+
 /// For a plain user with a subordinate id range, runs the verb again inside a user namespace
 /// and returns its exit status; `None` when the verb should run here.
 pub fn maybe_reexec(cli: &Cli, ctx: &Ctx) -> Result<Option<i32>> {
-    if rustix::process::geteuid().is_root()
-        || joot_sandbox::userns::reexecuted()
-        || !touches_trees(&cli.command)
-    {
+    if rustix::process::geteuid().is_root() || joot_sandbox::userns::reexecuted() {
+        return Ok(None);
+    }
+    let wanted = touches_trees(&cli.command)
+        || match &cli.command {
+            Command::Create(a) => from_fetches(ctx, Some(&a.from)),
+            Command::Run(a) => from_fetches(ctx, a.from.as_deref()),
+            _ => false,
+        };
+    if !wanted {
         return Ok(None);
     }
     let map = joot_sandbox::IdMap::detect();

@@ -820,4 +820,30 @@ fn rootless_push_pull_keeps_owners() {
     );
     assert_eq!(layer_owner(&b.root(), "home/alice"), start + 999);
     assert_eq!(layer_owner(&b.root(), "bin/busybox"), b.uid);
+
+    // `run --from REF` pulls on first use, with the owners too.
+    let c = Rootless::new(&format!("{name}-c"), USER).unwrap();
+    let config = c.scratch().join("joot.toml");
+    fs::write(
+        &config,
+        format!("[registry]\ninsecure = [\"{}\"]\n", reg.addr),
+    )
+    .unwrap();
+    sh_ok(&["chown", &format!("{USER}:"), config.to_str().unwrap()]);
+    let out = c
+        .cmd()
+        .env("JOOT_CONFIG", &config)
+        .args([
+            "run", "--rm", "--from", &reference, "--", "stat", "-c", "%u",
+        ])
+        .arg("/home/alice")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layer_owner(&c.root(), "home/alice"), start + 999);
 }
