@@ -495,6 +495,8 @@ fn boot_expect_timeout_fails_and_kills_qemu() {
             "300",
         ])
         .env("JOOT_CONFIG", "/nonexistent/joot-test-config")
+        // A killed joot cannot remove its scratch dir: keep it inside this test's dir.
+        .env("TMPDIR", dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
