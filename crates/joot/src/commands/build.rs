@@ -71,7 +71,7 @@ fn resolve_base(ctx: &Ctx, from: &Base) -> Result<BaseImage> {
     let image = match from {
         Base::Image(s) | Base::Distro(s) | Base::Reference(s) => {
             match super::from::resolve(ctx, s)? {
-                super::from::Base::Image(i) => i,
+                super::from::Base::Image(i) => *i,
                 super::from::Base::Host => anyhow::bail!(
                     "`from: host` cannot be built on: name an image, a distro or a tarball"
                 ),

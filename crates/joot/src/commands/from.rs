@@ -10,7 +10,7 @@ use super::Ctx;
 /// What an env is made from.
 pub enum Base {
     Host,
-    Image(Image),
+    Image(Box<Image>),
 }
 
 impl Base {
@@ -41,13 +41,13 @@ pub fn resolve(ctx: &Ctx, from: &str) -> Result<Base> {
     if let Ok(name) = Name::parse(from)
         && let Ok(image) = store.image(&name)
     {
-        return Ok(Base::Image(image));
+        return Ok(Base::Image(Box::new(image)));
     }
     if looks_like_registry_ref(from) {
-        return Ok(Base::Image(super::pull::ensure_pulled(ctx, from)?));
+        return Ok(Base::Image(Box::new(super::pull::ensure_pulled(ctx, from)?)));
     }
     if from.contains(':') {
-        return Ok(Base::Image(super::bootstrap::ensure_image(ctx, from)?));
+        return Ok(Base::Image(Box::new(super::bootstrap::ensure_image(ctx, from)?)));
     }
     if Name::parse(from).is_err() {
         Name::parse(from)?;

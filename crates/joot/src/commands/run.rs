@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: &cli::RunArgs) -> Result<i32> {
                 let base = from::resolve(ctx, from_spec)?;
                 let base = match base {
                     from::Base::Host => RunBase::Host,
-                    from::Base::Image(i) => RunBase::Image(Box::new(i)),
+                    from::Base::Image(i) => RunBase::Image(i),
                 };
                 let req = request(&args.command, &args.opts, tty);
                 return status(session::run_ephemeral(ctx.store()?, &base, &config, &req));

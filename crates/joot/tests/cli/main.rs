@@ -8,3 +8,7 @@ mod core;
 mod image;
 mod oci;
 mod rootless;
+
+/// A loopback distribution registry shared with joot-oci's own tests.
+#[path = "../../../joot-oci/tests/support/registry.rs"]
+mod registry;

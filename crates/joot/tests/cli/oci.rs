@@ -4,8 +4,7 @@
 //! pulling on first use, `export --format oci` read by skopeo, and `import` of layouts and
 //! `docker save` archives written by skopeo.
 
-#[path = "../../../joot-oci/tests/support/registry.rs"]
-mod registry;
+use crate::registry;
 #[path = "../../../joot-oci/tests/support/tree.rs"]
 mod tree;
 

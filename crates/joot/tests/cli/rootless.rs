@@ -5,8 +5,7 @@
 //! single-uid fallback, which must say what it loses). Each test has its own store in a temp
 //! dir owned by the user.
 
-#[path = "../../../joot-oci/tests/support/registry.rs"]
-mod registry;
+use crate::registry;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
