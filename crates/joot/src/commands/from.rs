@@ -44,10 +44,14 @@ pub fn resolve(ctx: &Ctx, from: &str) -> Result<Base> {
         return Ok(Base::Image(Box::new(image)));
     }
     if looks_like_registry_ref(from) {
-        return Ok(Base::Image(Box::new(super::pull::ensure_pulled(ctx, from)?)));
+        return Ok(Base::Image(Box::new(super::pull::ensure_pulled(
+            ctx, from,
+        )?)));
     }
     if from.contains(':') {
-        return Ok(Base::Image(Box::new(super::bootstrap::ensure_image(ctx, from)?)));
+        return Ok(Base::Image(Box::new(super::bootstrap::ensure_image(
+            ctx, from,
+        )?)));
     }
     if Name::parse(from).is_err() {
         Name::parse(from)?;
