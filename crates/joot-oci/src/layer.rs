@@ -601,6 +601,16 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_tree_walk_fails_the_blob_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let err = write_layer_blob(&missing, Vec::new(), c, &TarWriteOptions::default());
+            assert!(err.is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
     fn blobs_compress_and_decompress_with_matching_diff_ids() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), vec![7u8; 100_000]).unwrap();
