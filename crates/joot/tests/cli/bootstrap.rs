@@ -251,6 +251,36 @@ fn bootstrap_rpm_offline_and_run_the_installed_program() {
         String::from_utf8_lossy(&qa.stdout).contains("joot-hello-1.0-1"),
         "rpm -qa: {qa:?}"
     );
+    // And from inside the env: the host's rpm (bound read-only at /host, run through the
+    // host's dynamic loader) reads the env's own /var/lib/rpm.
+    if cfg!(target_arch = "x86_64") {
+        let ld = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        let host = |p: &str| format!("/host{p}");
+        ts.cmd()
+            .args([
+                "run",
+                "--rm",
+                "--from",
+                "hello",
+                "--bind",
+                "/:/host:ro",
+                "--",
+            ])
+            .arg(host(ld.to_str().unwrap()))
+            .arg("--library-path")
+            .arg(format!(
+                "{}:{}",
+                host("/lib/x86_64-linux-gnu"),
+                host("/usr/lib/x86_64-linux-gnu")
+            ))
+            .arg(host("/usr/bin/rpm"))
+            .args(["--rcfile", &host("/usr/lib/rpm/rpmrc")])
+            .args(["--macros", &host("/usr/lib/rpm/macros")])
+            .args(["--dbpath", "/var/lib/rpm", "-qa"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("joot-hello-1.0-1"));
+    }
     // An identical second bootstrap reuses the layer.
     let v2 = json_stdout(
         ts.cmd()
