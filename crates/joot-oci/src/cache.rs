@@ -40,6 +40,11 @@ impl BlobCache {
         self.blobs.join(format!("{}.partial", d.hex()))
     }
 
+    /// The lock file held by the one process downloading blob `d`.
+    pub fn lock_path(&self, d: &Digest) -> PathBuf {
+        self.blobs.join(format!("{}.lock", d.hex()))
+    }
+
     /// True when a finished blob is cached.
     pub fn has(&self, d: &Digest) -> bool {
         self.path(d).is_file()

@@ -315,6 +315,25 @@ async fn download(
         arrival.finish(cache.path(&d), desc.size);
         return Ok(cache.path(&d));
     }
+    // One downloader per blob across processes (two `run --from` of the same image at once):
+    // the other waits, then finds the blob cached.
+    let lock_path = cache.lock_path(&d);
+    let lock = fs_err::File::create(&lock_path)?.into_file();
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| Error::invalid("download", format!("lock task failed: {e}")))?
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", lock_path.display()),
+            ))
+        })?;
+    if cache.has(&d) {
+        let _ = relay.send(Event::End(label, Outcome::Cached));
+        arrival.finish(cache.path(&d), desc.size);
+        return Ok(cache.path(&d));
+    }
+    let _lock = lock;
     let partial = cache.partial(&d);
     let mut offset = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     if offset >= desc.size {
@@ -462,9 +481,10 @@ pub(crate) fn pull(
             store, &r, &name, &remote, &cache, &want, &rt, &ev_tx, reporter,
         );
         drop(ev_tx);
-        // Dropping the runtime cancels downloads still running (after an error) and with them
-        // the last event senders, which ends the relay thread.
-        drop(rt);
+        // Shutting the runtime down cancels downloads still running (after an error) and with
+        // them the last event senders, which ends the relay thread; a task blocked on another
+        // process's download lock is not waited for.
+        rt.shutdown_background();
         result
     })
 }
@@ -714,7 +734,7 @@ pub(crate) fn push(
             store, image, &r, &remote, &cache, opts, &rt, &ev_tx, reporter,
         );
         drop(ev_tx);
-        drop(rt);
+        rt.shutdown_background();
         result
     })
 }

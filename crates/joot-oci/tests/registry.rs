@@ -874,3 +874,48 @@ fn a_blob_corrupted_in_the_registry_is_refused_and_not_cached() {
     let hex = upper.trim_start_matches("sha256:");
     assert!(!cache.join(hex).exists() && !cache.join(format!("{hex}.partial")).exists());
 }
+
+#[test]
+fn concurrent_pulls_into_one_store_share_the_download() {
+    if !ready(
+        "concurrent_pulls_into_one_store_share_the_download",
+        &["docker-registry"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("registry"), None);
+    let a = Store::open(dir.path().join("a")).unwrap();
+    let img = make_image(&a, "app");
+    let reference = format!("{}/team/app:1", reg.addr);
+    let push_opts = PushOptions {
+        registry: insecure(),
+        ..Default::default()
+    };
+    joot_oci::push(&a, &img, &reference, &push_opts, &joot_oci::Silent).unwrap();
+    let b = Store::open(dir.path().join("b")).unwrap();
+    let pulled: Vec<Image> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["one", "two"]
+            .into_iter()
+            .map(|n| {
+                let (b, reference) = (&b, &reference);
+                s.spawn(move || {
+                    let opts = PullOptions {
+                        registry: insecure(),
+                        name: Some(name(n)),
+                        ..Default::default()
+                    };
+                    joot_oci::pull(b, reference, &opts, &joot_oci::Silent).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for p in &pulled {
+        assert_same_trees(&a, &img, &b, p);
+    }
+    for layer in &img.layers {
+        let blob = blob_of(&a, layer).digest;
+        assert_eq!(reg.blob_gets(&blob), 1, "blob {blob} downloaded twice");
+    }
+}
