@@ -143,6 +143,14 @@ impl ExportOptions {
                 )));
             }
         }
+        if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(Error::invalid(format!(
+                "{} does not exist: create the directory for the output first",
+                parent.display()
+            )));
+        }
         let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
                 Error::invalid(format!(

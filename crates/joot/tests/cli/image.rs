@@ -312,6 +312,7 @@ fn export_refuses_bad_requests_before_writing() {
         (vec!["-o", "x.raw", "--size", "4X"], "bad size"),
         (vec!["-o", "x.raw", "--fs", "btrfs"], "ext4"),
         (vec!["-o", "x.raw", "--bootable"], "linux-image-amd64"),
+        (vec!["-o", "missing/x.raw"], "does not exist"),
     ] {
         let o = ts
             .cmd()
