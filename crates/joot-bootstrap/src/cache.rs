@@ -7,7 +7,8 @@
 //!   of a package the new tree has in another version are removed (see [`prune_debs`]), so
 //!   the cache holds what the suite currently needs, not every version it ever had.
 //! - `results/<key>.json`: which layer an earlier bootstrap produced. The key hashes every
-//!   input that decides the tree: the validated options, the installer, this crate's result
+//!   input that decides the tree: the validated options, the installer and its version, this
+//!   crate's result
 //!   format, and the digest of each suite's signed `InRelease` (or each repository's
 //!   `repomd.xml`), fetched fresh before every bootstrap. The index files list the digest of
 //!   every package index they cover, so an identical index means the same package set at the
@@ -246,7 +247,24 @@ pub fn fetch_fingerprint(urls: &[String], tmp: &Path) -> Option<(Vec<String>, u6
     Some((digests, bytes))
 }
 
-/// The result key for `o` installed by `tool` from indexes with `digests`.
+/// The installed version of a Debian package on the host (`dpkg-query`), or `unknown`: part of
+/// the result key, so an upgraded installer makes the next bootstrap run afresh.
+pub fn host_package_version(package: &str) -> String {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", package])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success() && !o.stdout.is_empty())
+        .map_or_else(
+            || "unknown".to_string(),
+            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+}
+
+/// The result key for `o` installed by `tool` (its name and version) from indexes with
+/// `digests`.
 pub fn result_key(o: &Options, tool: &str, digests: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(format!(
@@ -330,6 +348,12 @@ mod tests {
             index_urls(&o)[0],
             "https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/repodata/repomd.xml"
         );
+    }
+
+    #[test]
+    fn host_package_versions() {
+        assert_ne!(host_package_version("dpkg"), "unknown");
+        assert_eq!(host_package_version("joot-no-such-package"), "unknown");
     }
 
     #[test]

@@ -111,7 +111,14 @@ pub fn bootstrap(store: &Store, o: &Options, rep: &dyn Reporter) -> Result<Outco
     let scratch = store.stage()?;
     let fingerprint = cache::fetch_fingerprint(&cache::index_urls(o), scratch.path());
     let index_bytes = fingerprint.as_ref().map_or(0, |(_, n)| *n);
-    let key = fingerprint.map(|(d, _)| cache::result_key(o, tool.name, &d));
+    let key = fingerprint.map(|(d, _)| {
+        let tool_id = format!(
+            "{} {}",
+            tool.name,
+            cache::host_package_version(tool.package)
+        );
+        cache::result_key(o, &tool_id, &d)
+    });
     if let (Some(key), false) = (&key, o.fresh) {
         let lease = store.lease()?;
         if let Some(layer) = cache::lookup(store, key) {
