@@ -8,8 +8,7 @@
 //!   the cache holds what the suite currently needs, not every version it ever had.
 //! - `results/<key>.json`: which layer an earlier bootstrap produced. The key hashes every
 //!   input that decides the tree: the validated options, the installer and its version, this
-//!   crate's result
-//!   format, and the digest of each suite's signed `InRelease` (or each repository's
+//!   crate's result format, and the digest of each suite's signed `InRelease` (or each repository's
 //!   `repomd.xml`), fetched fresh before every bootstrap. The index files list the digest of
 //!   every package index they cover, so an identical index means the same package set at the
 //!   same versions; a mirror update changes the key and the next bootstrap runs (from the
