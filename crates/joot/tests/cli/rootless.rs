@@ -846,3 +846,59 @@ fn rootless_push_pull_keeps_owners() {
     );
     assert_eq!(layer_owner(&c.root(), "home/alice"), start + 999);
 }
+
+#[test]
+fn rootless_bootable_export_boots() {
+    let name = "rootless_bootable_export_boots";
+    let Some(rl) = Rootless::new(name, USER) else {
+        return;
+    };
+    for tool in ["qemu-system-x86_64", "grub-mkimage", "mkfs.vfat", "mcopy"] {
+        if !require_tool(name, tool) {
+            return;
+        }
+    }
+    let Some(deb) = shared_debian(name) else {
+        return;
+    };
+    // The shared Debian image (with a kernel) reaches the user's store as a tarball, exported
+    // by root and imported by the user (owners kept through the user namespace).
+    let tar = rl.scratch().join("deb.tar");
+    deb.cmd()
+        .args(["export", &deb.image, "-o"])
+        .arg(&tar)
+        .assert()
+        .success();
+    sh_ok(&["chown", &format!("{USER}:"), tar.to_str().unwrap()]);
+    rl.ok(&["import", "deb.tar", "--name", "deb"]);
+    fs::remove_file(&tar).unwrap();
+    assert_eq!(
+        rl.ok(&[
+            "run",
+            "--rm",
+            "--from",
+            "deb",
+            "--",
+            "stat",
+            "-c",
+            "%G",
+            "/etc/shadow"
+        ]),
+        "shadow\n"
+    );
+    rl.ok(&["export", "deb", "-o", "deb.qcow2", "--bootable"]);
+    let out = rl.out(&[
+        "boot",
+        "deb.qcow2",
+        "--expect",
+        "login:",
+        "--timeout",
+        "400",
+    ]);
+    assert!(
+        out.status.success(),
+        "rootless boot failed: {}\n--- console tail ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout[out.stdout.len().saturating_sub(3000)..])
+    );
+}
