@@ -52,7 +52,18 @@ pub fn maybe_reexec(cli: &Cli, ctx: &Ctx) -> Result<Option<i32>> {
     let wanted = touches_trees(&cli.command)
         || match &cli.command {
             Command::Create(a) => from_fetches(ctx, Some(&a.from)),
-            Command::Run(a) => from_fetches(ctx, a.from.as_deref()),
+            Command::Run(a) => {
+                let fetches = from_fetches(ctx, a.from.as_deref());
+                if fetches && a.opts.bind_user {
+                    // The run would start inside the re-run's namespace, where the invoking
+                    // user is uid 0: --bind-user could not map them to themselves.
+                    anyhow::bail!(
+                        "--bind-user needs the image in the store first: run `joot pull` or \
+                         `joot bootstrap` for it (or `joot create --from` it), then run again"
+                    );
+                }
+                fetches
+            }
             _ => false,
         };
     if !wanted {
