@@ -340,3 +340,62 @@ fn exported_oci_archive_loads_and_runs_under_podman() {
     assert!(out.contains("joot-fixture"), "{out}");
     podman(&["rmi", "-a", "-f"]);
 }
+
+#[test]
+fn image_config_of_a_docker_archive_drives_run() {
+    let test = "image_config_of_a_docker_archive_drives_run";
+    if !ready(test, &["tar"]) {
+        return;
+    }
+    let ts = TestStore::new(test);
+    let dir = ts.scratch().join("saved");
+    std::fs::create_dir_all(dir.join("l")).unwrap();
+    let layer = dir.join("l/layer.tar");
+    fixture::busybox_tarball(&layer).expect("fixture tarball");
+    let diff_id = joot_oci::digest::Digest::of(&std::fs::read(&layer).unwrap()).to_string();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/bin:/bin", "GREETING=from-config"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo $GREETING in $(pwd)"],
+            "WorkingDir": "/tmp"
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+    });
+    std::fs::write(dir.join("cfg.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let manifest = serde_json::json!([{"Config": "cfg.json", "RepoTags": ["app:1"], "Layers": ["l/layer.tar"]}]);
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let archive = ts.scratch().join("saved.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["l", "cfg.json", "manifest.json"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        stdout_of(ts.cmd().arg("import").arg(&archive).args(["--name", "cfg"])).trim(),
+        "cfg"
+    );
+    let out = stdout_of(ts.cmd().args(["run", "--rm", "--from", "cfg"]));
+    assert_eq!(out.trim(), "from-config in /tmp");
+    // A command on the command line is run instead, in the image's working dir and env.
+    let out = stdout_of(ts.cmd().args([
+        "run",
+        "--rm",
+        "--from",
+        "cfg",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo $GREETING $(pwd)",
+    ]));
+    assert_eq!(out.trim(), "from-config /tmp");
+}
