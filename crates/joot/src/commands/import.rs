@@ -28,13 +28,7 @@ pub fn run(ctx: &Ctx, args: &cli::ImportArgs) -> Result<i32> {
         return import_tarball(ctx, Box::new(stdin), "-", &name, replace);
     }
     let path = Path::new(&args.source);
-    let meta = fs_err::metadata(path)?;
-    if meta.is_dir() {
-        bail!(
-            "{} is a directory: import takes a tarball, an OCI layout archive or a disk image",
-            path.display()
-        );
-    }
+    fs_err::metadata(path)?;
     if joot_oci::import::detect(path) {
         let reporter = super::pull::OciReporter::new(ctx.progress());
         let opts = joot_oci::import::ImportOptions {
@@ -45,6 +39,13 @@ pub fn run(ctx: &Ctx, args: &cli::ImportArgs) -> Result<i32> {
             .with_context(|| format!("cannot import {}", path.display()))?;
         println!("{name}");
         return Ok(0);
+    }
+    if path.is_dir() {
+        bail!(
+            "{} is a directory but not an OCI image layout: import takes a tarball, an OCI \
+             layout or `docker save` archive, or a disk image",
+            path.display()
+        );
     }
     if let Some(format) = joot_image::import::detect(path) {
         let mut opts = joot_image::import::ImportDiskOptions::new(name.as_str())?;
