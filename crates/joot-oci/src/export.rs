@@ -71,28 +71,6 @@ pub(crate) fn layer_blob(
     result
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
-pub(crate) fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 /// The image config and its bytes for `image` whose layers became `blobs`.
 pub(crate) fn image_config(image: &Image, blobs: &[LayerBlob]) -> (spec::ImageConfig, Vec<u8>) {
     let host = Platform::host();
@@ -106,7 +84,7 @@ pub(crate) fn image_config(image: &Image, blobs: &[LayerBlob]) -> (spec::ImageCo
             other => other.to_string(),
         })
         .unwrap_or(host.architecture);
-    let created = rfc3339(clamp_epoch(image.created));
+    let created = joot_store::meta::rfc3339(clamp_epoch(image.created));
     let config = spec::ImageConfig {
         created: Some(created.clone()),
         architecture: arch,
@@ -317,8 +295,14 @@ mod tests {
 
     #[test]
     fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_305_600 + 3661), "2026-11-22T01:01:01Z");
+        assert_eq!(joot_store::meta::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            joot_store::meta::rfc3339(951_782_400),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            joot_store::meta::rfc3339(1_795_305_600 + 3661),
+            "2026-11-22T01:01:01Z"
+        );
     }
 }
