@@ -288,21 +288,3 @@ pub(crate) fn export_layout(
     fs::rename(&staged, out)?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(joot_store::meta::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            joot_store::meta::rfc3339(951_782_400),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            joot_store::meta::rfc3339(1_795_305_600 + 3661),
-            "2026-11-22T01:01:01Z"
-        );
-    }
-}

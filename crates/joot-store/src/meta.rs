@@ -318,6 +318,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_600 + 3661), "2026-11-22T01:01:01Z");
+    }
+
+    #[test]
     fn layer_ids_are_validated_and_random() {
         let a = LayerId::random();
         let b = LayerId::random();
