@@ -80,6 +80,14 @@ impl Drop for Reaper {
 /// [`Error::exit_status`] is 126 or 127.
 pub fn run(spec: &RunSpec) -> Result<i32> {
     validate(spec)?;
+    let shared;
+    let spec = match in_shared_userns(spec) {
+        Some(s) => {
+            shared = s;
+            &shared
+        }
+        None => spec,
+    };
     let host = HostFiles {
         resolv_conf: if spec.resolv {
             std::fs::read("/etc/resolv.conf").ok()
@@ -181,6 +189,20 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
         return Err(Error::Setup(text));
     }
     Ok(status)
+}
+
+/// Rootless with a subordinate range: the spec for a run nested in the user's shared user
+/// namespace (entered here; see [`crate::userns::enter_shared`]), so no setuid helper runs.
+fn in_shared_userns(spec: &RunSpec) -> Option<RunSpec> {
+    let map = spec.idmap.as_ref().filter(|m| m.helpers)?;
+    if rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let base = crate::IdMap::detect();
+    let nested = crate::userns::enter_shared(&base, map)?;
+    let mut shared = spec.clone();
+    shared.idmap = Some(nested);
+    Some(shared)
 }
 
 fn read_all(fd: &OwnedFd) -> Vec<u8> {

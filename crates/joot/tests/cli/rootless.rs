@@ -234,6 +234,33 @@ impl Rootless {
     }
 }
 
+/// Ends the user's shared user namespace holder (`joot-userns`, which would otherwise live a
+/// minute after the last run): a run in progress keeps its namespace alive by itself, and the
+/// next run starts a new holder.
+impl Drop for Rootless {
+    fn drop(&mut self) {
+        for dir in [
+            std::env::temp_dir().join(format!("joot-{}", self.uid)),
+            PathBuf::from(format!("/run/user/{}/joot", self.uid)),
+        ] {
+            let Some(pid) = fs::read_to_string(dir.join("userns.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let ours = fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "joot-userns")
+                && fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == self.uid);
+            if ours {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// The host owner of `rel` in the (single) layer of the store that has it.
 fn layer_owner(store: &Path, rel: &str) -> u32 {
     for e in fs::read_dir(store.join("layers"))
@@ -311,8 +338,36 @@ fn rootless_import_run_keeps_owners_and_exit_codes() {
         .collect();
     assert_eq!(lines[0], ["0"], "{inside}");
     assert_eq!(lines[1], ["1000:1000"], "{inside}");
-    assert_eq!(lines[2], ["0", &rl.uid.to_string(), "1"], "{inside}");
-    assert_eq!(lines[3], ["1", &start.to_string(), "65536"], "{inside}");
+    // Nested in the user's shared namespace (whose own map is the one below), the run's map
+    // is the identity of it.
+    assert_eq!(lines[2], ["0", "0", "1"], "{inside}");
+    assert_eq!(lines[3], ["1", "1", "65536"], "{inside}");
+    // Without the shared namespace the run's own map is written by the helpers.
+    let direct = rl
+        .cmd()
+        .env("JOOT_NO_SHARED_USERNS", "1")
+        .args([
+            "run",
+            "--rm",
+            "--from",
+            "bb",
+            "--",
+            "cat",
+            "/proc/self/uid_map",
+        ])
+        .output()
+        .unwrap();
+    let direct: Vec<Vec<String>> = String::from_utf8_lossy(&direct.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        direct,
+        [
+            vec!["0".to_string(), rl.uid.to_string(), "1".into()],
+            vec!["1".to_string(), start.to_string(), "65536".into()],
+        ]
+    );
 
     // On disk: uid 1000 is range_start + 999; nothing in the store belongs to root.
     assert_eq!(layer_owner(&rl.root(), "home/alice"), start + 999);
