@@ -244,6 +244,9 @@ fn start_holder(base: &IdMap) -> std::io::Result<i32> {
             Ok(0) => {
                 let _ = rustix::process::setsid();
                 let _ = rustix::thread::set_name(c"joot-userns");
+                // Hold no directory (a mount could not be unmounted) and no pipe (a caller
+                // reading our output would wait for the holder's exit).
+                let _ = rustix::process::chdir("/");
                 for fd in 0..3 {
                     jfd::close_raw(fd);
                 }
