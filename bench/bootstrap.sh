@@ -7,6 +7,7 @@
 #
 # Usage (as root): bench/bootstrap.sh [WORKDIR]
 #   JOOT=path/to/joot   (default: target/release/joot, else target/debug/joot)
+#   REPEAT=N            alternating plain-mmdebstrap / joot --fresh pairs (default 2)
 # Prints a table: what, seconds, size of the tree, bytes of packages downloaded.
 set -euo pipefail
 
@@ -61,7 +62,18 @@ jb() { # NAME EXTRA... -> "seconds|MB|downloaded|reused"
 
 results+=("joot first (empty cache)|$(jb first)")
 results+=("joot again (identical, reused)|$(jb again)")
-results+=("joot --fresh (package cache)|$(jb fresh --fresh)")
+
+# The machine's load moves a lot on shared runners: plain mmdebstrap and joot --fresh
+# alternate REPEAT times so both see the same conditions; each run is listed.
+for i in $(seq 1 "${REPEAT:-2}"); do
+  rm -rf "$work/mmdebstrap"
+  mkdir "$work/mmdebstrap"
+  t0=$(now)
+  mmdebstrap --variant=minbase bookworm "$work/mmdebstrap" >"$work/mmdebstrap-$i.log" 2>&1
+  t1=$(now)
+  results+=("mmdebstrap (#$i)|$(echo "$t1 - $t0" | bc)|$(mb "$work/mmdebstrap")|-")
+  results+=("joot --fresh (#$i, package cache)|$(jb "fresh$i" --fresh)")
+done
 
 printf '%-32s %9s %8s %14s %s\n' "bookworm minbase" "seconds" "MB" "downloaded B" "reused"
 for r in "${results[@]}"; do
