@@ -2,67 +2,12 @@
 //! createrepo_c, bootstrapped with dnf into a real store; then the reuse of an identical
 //! bootstrap and a `fresh` one. Needs root, rpmbuild, createrepo_c and dnf (CI installs them).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use joot_bootstrap::{Defaults, Options, Request, Silent, Spec};
 use joot_store::{Name, Store};
 use joot_test_support::{require_root, require_tool};
-
-/// Builds `joot-hello` (a static busybox as /usr/bin/busybox, /bin/sh pointing at it and a
-/// `joot-hello` script) into a fresh repository under `dir`; returns the repository path.
-fn build_repo(dir: &Path) -> PathBuf {
-    let top = dir.join("rpmbuild");
-    std::fs::create_dir_all(top.join("SOURCES")).unwrap();
-    std::fs::create_dir_all(top.join("SPECS")).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("busybox-static is installed");
-    std::fs::copy(busybox, top.join("SOURCES/busybox")).unwrap();
-    let spec = "Name: joot-hello\nVersion: 1.0\nRelease: 1\nSummary: joot test package\nLicense: MIT\nAutoReqProv: no\n\
-%description\njoot test package\n\
-%install\nmkdir -p %{buildroot}/usr/bin %{buildroot}/bin\n\
-cp %{_sourcedir}/busybox %{buildroot}/usr/bin/busybox\n\
-ln -s ../usr/bin/busybox %{buildroot}/bin/sh\n\
-printf '#!/bin/sh\\necho hello from rpm\\n' > %{buildroot}/usr/bin/joot-hello\n\
-chmod 755 %{buildroot}/usr/bin/joot-hello\n\
-%files\n/usr/bin/busybox\n/usr/bin/joot-hello\n/bin/sh\n";
-    std::fs::write(top.join("SPECS/joot-hello.spec"), spec).unwrap();
-    let out = Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .args([
-            "--define",
-            "debug_package %{nil}",
-            "--define",
-            "__strip /bin/true",
-        ])
-        .arg(top.join("SPECS/joot-hello.spec"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rpmbuild: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    for arch in std::fs::read_dir(top.join("RPMS")).unwrap() {
-        for rpm in std::fs::read_dir(arch.unwrap().path()).unwrap() {
-            let rpm = rpm.unwrap().path();
-            std::fs::copy(&rpm, repo.join(rpm.file_name().unwrap())).unwrap();
-        }
-    }
-    let st = Command::new("createrepo_c")
-        .arg("-q")
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    repo
-}
 
 fn mounts_under(dir: &Path) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -85,7 +30,7 @@ fn rpm_bootstrap_offline_from_a_local_repo() {
         }
     }
     let t = tempfile::tempdir().unwrap();
-    let repo = build_repo(t.path());
+    let repo = joot_test_support::fixture::rpm_repo(t.path());
     let store = Store::open(t.path().join("store")).unwrap();
     let req = Request {
         repos: vec![format!("file://{}", repo.display())],

@@ -125,3 +125,57 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Builds the `joot-hello` RPM (the host's static busybox as /usr/bin/busybox, /bin/sh pointing
+/// at it, and a `joot-hello` script that prints "hello from rpm") with rpmbuild, and a
+/// createrepo_c repository of it under `dir`. Returns the repository path. Panics on failure
+/// (callers check for rpmbuild, createrepo_c and busybox first).
+pub fn rpm_repo(dir: &Path) -> PathBuf {
+    let top = dir.join("rpmbuild");
+    fs::create_dir_all(top.join("SOURCES")).expect("rpmbuild SOURCES");
+    fs::create_dir_all(top.join("SPECS")).expect("rpmbuild SPECS");
+    let bb = busybox().expect("busybox-static");
+    fs::copy(bb, top.join("SOURCES/busybox")).expect("copy busybox");
+    let spec = "Name: joot-hello\nVersion: 1.0\nRelease: 1\nSummary: joot test package\n\
+License: MIT\nAutoReqProv: no\n%description\njoot test package\n\
+%install\nmkdir -p %{buildroot}/usr/bin %{buildroot}/bin\n\
+cp %{_sourcedir}/busybox %{buildroot}/usr/bin/busybox\n\
+ln -s ../usr/bin/busybox %{buildroot}/bin/sh\n\
+printf '#!/bin/sh\\necho hello from rpm\\n' > %{buildroot}/usr/bin/joot-hello\n\
+chmod 755 %{buildroot}/usr/bin/joot-hello\n\
+%files\n/usr/bin/busybox\n/usr/bin/joot-hello\n/bin/sh\n";
+    fs::write(top.join("SPECS/joot-hello.spec"), spec).expect("write spec");
+    let out = Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args([
+            "--define",
+            "debug_package %{nil}",
+            "--define",
+            "__strip /bin/true",
+        ])
+        .arg(top.join("SPECS/joot-hello.spec"))
+        .output()
+        .expect("run rpmbuild");
+    assert!(
+        out.status.success(),
+        "rpmbuild: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = dir.join("repo");
+    fs::create_dir_all(&repo).expect("repo dir");
+    for arch in fs::read_dir(top.join("RPMS")).expect("RPMS") {
+        for rpm in fs::read_dir(arch.expect("RPMS entry").path()).expect("arch dir") {
+            let rpm = rpm.expect("rpm entry").path();
+            fs::copy(&rpm, repo.join(rpm.file_name().expect("rpm name"))).expect("copy rpm");
+        }
+    }
+    let st = Command::new("createrepo_c")
+        .arg("-q")
+        .arg(&repo)
+        .status()
+        .expect("run createrepo_c");
+    assert!(st.success(), "createrepo_c failed");
+    repo
+}

@@ -128,57 +128,6 @@ fn bootstrap_config_file_defaults_are_validated_too() {
     assert!(entries(&ts.root().join("images")).is_empty());
 }
 
-/// Builds the `joot-hello` RPM (a static busybox, /bin/sh, and a `joot-hello` script) into a
-/// createrepo_c repository under `dir`.
-fn build_rpm_repo(dir: &Path) -> PathBuf {
-    let top = dir.join("rpmbuild");
-    std::fs::create_dir_all(top.join("SOURCES")).unwrap();
-    std::fs::create_dir_all(top.join("SPECS")).unwrap();
-    let busybox = joot_test_support::which("busybox").expect("busybox-static");
-    std::fs::copy(busybox, top.join("SOURCES/busybox")).unwrap();
-    let spec = "Name: joot-hello\nVersion: 1.0\nRelease: 1\nSummary: joot test package\n\
-License: MIT\nAutoReqProv: no\n%description\njoot test package\n\
-%install\nmkdir -p %{buildroot}/usr/bin %{buildroot}/bin\n\
-cp %{_sourcedir}/busybox %{buildroot}/usr/bin/busybox\n\
-ln -s ../usr/bin/busybox %{buildroot}/bin/sh\n\
-printf '#!/bin/sh\\necho hello from rpm\\n' > %{buildroot}/usr/bin/joot-hello\n\
-chmod 755 %{buildroot}/usr/bin/joot-hello\n\
-%files\n/usr/bin/busybox\n/usr/bin/joot-hello\n/bin/sh\n";
-    std::fs::write(top.join("SPECS/joot-hello.spec"), spec).unwrap();
-    let out = Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .args([
-            "--define",
-            "debug_package %{nil}",
-            "--define",
-            "__strip /bin/true",
-        ])
-        .arg(top.join("SPECS/joot-hello.spec"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rpmbuild: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    for arch in entries(&top.join("RPMS")) {
-        for rpm in entries(&arch) {
-            std::fs::copy(&rpm, repo.join(rpm.file_name().unwrap())).unwrap();
-        }
-    }
-    let st = Command::new("createrepo_c")
-        .arg("-q")
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    repo
-}
-
 #[test]
 fn bootstrap_rpm_offline_and_run_the_installed_program() {
     let name = "bootstrap_rpm_offline_and_run_the_installed_program";
@@ -191,7 +140,7 @@ fn bootstrap_rpm_offline_and_run_the_installed_program() {
         }
     }
     let ts = TestStore::new(name);
-    let repo = build_rpm_repo(&ts.scratch());
+    let repo = joot_test_support::fixture::rpm_repo(&ts.scratch());
     let v = json_stdout(
         ts.cmd()
             .args([
