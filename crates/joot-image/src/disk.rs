@@ -267,7 +267,19 @@ pub fn make_uki(out: &Path, kernel: &Kernel, cmdline: &str, os_release: &[u8]) -
     let osrel_file = dir.join("uki-osrel");
     fs_err::write(&cmdline_file, format!("{cmdline}\0"))?;
     fs_err::write(&osrel_file, os_release)?;
-    let kernel_len = fs_err::metadata(&kernel.vmlinuz)?.len();
+    // The stub reads copies: objcopy reading the image's own files would move their access
+    // times, which mkfs copies into the next export of the same image.
+    let vmlinuz = dir.join("uki-vmlinuz");
+    copy_noatime(&kernel.vmlinuz, &vmlinuz)?;
+    let initrd = match &kernel.initrd {
+        Some(i) => {
+            let to = dir.join("uki-initrd");
+            copy_noatime(i, &to)?;
+            Some(to)
+        }
+        None => None,
+    };
+    let kernel_len = fs_err::metadata(&vmlinuz)?.len();
     let linux_vma: u64 = 0x200_0000;
     let initrd_vma = (linux_vma + kernel_len + 0x10_0000).div_ceil(0x10_0000) * 0x10_0000;
     let mut cmd = tool::command(&tool::OBJCOPY)?;
@@ -278,10 +290,10 @@ pub fn make_uki(out: &Path, kernel: &Kernel, cmdline: &str, os_release: &[u8]) -
         .arg(format!(".cmdline={}", cmdline_file.display()))
         .args(["--change-section-vma", ".cmdline=0x30000"])
         .arg("--add-section")
-        .arg(format!(".linux={}", kernel.vmlinuz.display()))
+        .arg(format!(".linux={}", vmlinuz.display()))
         .arg("--change-section-vma")
         .arg(format!(".linux={linux_vma:#x}"));
-    if let Some(initrd) = &kernel.initrd {
+    if let Some(initrd) = &initrd {
         cmd.arg("--add-section")
             .arg(format!(".initrd={}", initrd.display()))
             .arg("--change-section-vma")
@@ -410,12 +422,40 @@ pub fn os_release(tree: &Tree) -> Vec<u8> {
         if let Some(host) = tree.resolve(Path::new(p))
             && let Ok(md) = std::fs::symlink_metadata(&host)
             && md.is_file()
-            && let Ok(b) = std::fs::read(&host)
+            && let Ok(b) = read_noatime(&host)
         {
             return b;
         }
     }
     b"NAME=joot\n".to_vec()
+}
+
+/// Reads a whole file of the image without updating its access time (see
+/// [`joot_store::fsutil::open_noatime`]: mkfs copies access times into the disk).
+pub fn read_noatime(path: &Path) -> Result<Vec<u8>> {
+    let mut b = Vec::new();
+    joot_store::fsutil::open_noatime(path)
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))
+        })?
+        .read_to_end(&mut b)?;
+    Ok(b)
+}
+
+/// Copies a file of the image to `to` (created 0644) without updating its access time.
+pub fn copy_noatime(from: &Path, to: &Path) -> Result<()> {
+    let mut src = joot_store::fsutil::open_noatime(from).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", from.display()),
+        ))
+    })?;
+    let mut dst = fs_err::File::create(to)?;
+    std::io::copy(&mut src, &mut dst)?;
+    Ok(())
 }
 
 /// The scratch directory for one export (UKI parts, core.img).

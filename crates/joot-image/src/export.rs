@@ -320,10 +320,10 @@ fn export_ec2(
         opts.epoch,
     )?;
     rep.step("copying the kernel and initrd");
-    fs_err::copy(&kernel.vmlinuz, work.path().join("vmlinuz"))?;
+    disk::copy_noatime(&kernel.vmlinuz, &work.path().join("vmlinuz"))?;
     let mut files = vec!["root.img", "vmlinuz"];
     if let Some(initrd) = &kernel.initrd {
-        fs_err::copy(initrd, work.path().join("initrd.img"))?;
+        disk::copy_noatime(initrd, &work.path().join("initrd.img"))?;
         files.push("initrd.img");
     }
     for f in files {

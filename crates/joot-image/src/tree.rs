@@ -183,7 +183,8 @@ impl Tree {
         }
         candidates.sort_by(|a, b| version_cmp(&a.0, &b.0));
         while let Some((version, rel)) = candidates.pop() {
-            let Some(vmlinuz) = self.resolve(Path::new(&rel)).filter(|p| p.is_file()) else {
+            // Regular files only: a symlink would be followed on the host, outside the image.
+            let Some(vmlinuz) = self.resolve(Path::new(&rel)).filter(|p| is_regular(p)) else {
                 continue;
             };
             let initrd_rel = [
@@ -192,7 +193,7 @@ impl Tree {
                 format!("usr/lib/modules/{version}/initramfs.img"),
             ]
             .into_iter()
-            .find(|r| self.resolve(Path::new(r)).is_some_and(|p| p.is_file()));
+            .find(|r| self.resolve(Path::new(r)).is_some_and(|p| is_regular(&p)));
             let initrd = initrd_rel.as_ref().and_then(|r| self.resolve(Path::new(r)));
             return Some(Kernel {
                 version,
@@ -268,6 +269,11 @@ fn merged_via_unshare(layers: &[&Path], make: &dyn Fn(&Path) -> Command) -> Resu
         };
     }
     crate::tool::run(cmd)
+}
+
+/// A regular file, not following a symlink.
+fn is_regular(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
 }
 
 /// An overlayfs whiteout: a character device 0:0.

@@ -252,11 +252,39 @@ fn bootable_layout_has_esp_uki_and_bios_grub() {
         .to_string();
     assert!(err.contains("linux-image-amd64"), "{err}");
     assert!(!out.exists());
-    // A stand-in kernel is enough to check the layout (the CLI tests boot a real one).
+    // A kernel that is a symlink would be read on the host, outside the image: not a kernel.
     std::fs::create_dir_all(root.join("boot")).unwrap();
-    std::fs::write(root.join("boot/vmlinuz-6.1.0-9-amd64"), vec![0x90u8; 4096]).unwrap();
+    let vmlinuz = root.join("boot/vmlinuz-6.1.0-9-amd64");
+    std::os::unix::fs::symlink("/etc/hostname", &vmlinuz).unwrap();
+    let err = export_tree(&tree, &ids, &opts(&out, |r| r.bootable = true), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("linux-image-amd64"), "{err}");
+    std::fs::remove_file(&vmlinuz).unwrap();
+    // A stand-in kernel is enough to check the layout (the CLI tests boot a real one). Old
+    // times, so that a read which moved the access time would show (relatime updates it when
+    // atime <= mtime) and land in the next export's filesystem.
+    std::fs::write(&vmlinuz, vec![0x90u8; 4096]).unwrap();
     std::fs::write(root.join("boot/initrd.img-6.1.0-9-amd64"), b"initrd").unwrap();
+    let old = Command::new("touch")
+        .args(["-h", "-d", "@1000000"])
+        .arg(&vmlinuz)
+        .arg(root.join("boot/initrd.img-6.1.0-9-amd64"))
+        .status()
+        .unwrap();
+    assert!(old.success());
     let r = export_tree(&tree, &ids, &opts(&out, |r| r.bootable = true), &Quiet).unwrap();
+    for f in [
+        "boot/vmlinuz-6.1.0-9-amd64",
+        "boot/initrd.img-6.1.0-9-amd64",
+    ] {
+        let md = std::fs::metadata(root.join(f)).unwrap();
+        assert_eq!(
+            md.atime(),
+            1_000_000,
+            "export changed the access time of {f}"
+        );
+    }
     assert_eq!(r.kernel.as_deref(), Some("6.1.0-9-amd64"));
     let sf = Command::new("sfdisk")
         .arg("--json")

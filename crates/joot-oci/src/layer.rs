@@ -192,7 +192,7 @@ impl<W: Write> TarWalker<'_, W> {
                 }
                 let mut h = self.header(&meta, tar::EntryType::Regular);
                 h.set_size(meta.len());
-                let file = fs::File::open(&path)?;
+                let file = joot_store::fsutil::open_noatime(&path)?;
                 // A short read would corrupt the archive silently: take exactly len bytes.
                 let mut data = file.take(meta.len());
                 self.builder.append_data(&mut h, &rel, &mut data)?;

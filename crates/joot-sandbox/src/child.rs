@@ -43,6 +43,8 @@ pub(crate) struct ChildCtx {
     pub wait_for_parent: bool,
     pub sync_rd: i32,
     pub err_wr: i32,
+    /// Init writes the command's exit status (one byte) here before it exits; -1 for none.
+    pub status_wr: i32,
 }
 
 /// Kinds of messages on the error pipe.
@@ -67,6 +69,9 @@ pub(crate) fn main(ctx: &ChildCtx) -> i32 {
     // whatever other threads of the parent had open (a copied flock fd would keep an env
     // locked while this sandbox lives).
     let mut keep = vec![ctx.sync_rd, ctx.err_wr];
+    if ctx.status_wr >= 0 {
+        keep.push(ctx.status_wr);
+    }
     keep.extend(ctx.tty_slave);
     let _ = jfd::close_all_except(&keep);
     // The parent holds the other end of `sync_rd` for the whole run. With a user namespace it
@@ -169,8 +174,18 @@ fn setup_and_init(ctx: &ChildCtx) -> Result<i32, String> {
         jfd::close_raw(slave);
     }
     jfd::close_raw(ctx.err_wr);
-    let _ = jfd::close_from(3, false);
-    Ok(init(pid))
+    if ctx.status_wr < 0 {
+        let _ = jfd::close_from(3, false);
+        return Ok(init(pid));
+    }
+    // Keep only the status pipe, moved to fd 3.
+    if ctx.status_wr != 3 {
+        process::dup_onto(ctx.status_wr, 3, true).map_err(|e| format!("status pipe: {e}"))?;
+    }
+    let _ = jfd::close_from(4, false);
+    let code = init(pid);
+    let _ = rustix::io::write(jfd::borrow(3), &[code.clamp(0, 255) as u8]);
+    Ok(code)
 }
 
 /// PID 1: forward signals to the command, reap zombies, exit with the command's status.

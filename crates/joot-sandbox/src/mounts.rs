@@ -455,7 +455,13 @@ impl Executor {
                 let what = || format!("bind root {}", src.display());
                 let mnt = ctx(m::clone_tree(rustix::fs::CWD, &cpath(src), false), what)?;
                 if *ro {
-                    ctx(m::set_attr(mnt.as_fd(), m::ATTR_RDONLY, 0, 0, false), what)?;
+                    // noatime: reads must not change a read-only layer (mkfs copies access
+                    // times into exports). A user namespace cannot change the atime mode a
+                    // locked mount inherited: there, read-only alone.
+                    let noatime = m::ATTR_RDONLY | m::ATTR_NOATIME;
+                    if m::set_attr(mnt.as_fd(), noatime, m::ATTR_ATIME_MASK, 0, false).is_err() {
+                        ctx(m::set_attr(mnt.as_fd(), m::ATTR_RDONLY, 0, 0, false), what)?;
+                    }
                 }
                 self.attach_root(mnt)
             }

@@ -103,6 +103,12 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
     };
     let (sync_rd, sync_wr) = process::pipe_cloexec().map_err(io("create pipe"))?;
     let (err_rd, err_wr) = process::pipe_cloexec().map_err(io("create pipe"))?;
+    let early = spec.leave_teardown && !spec.tty;
+    let status_pipe = if early {
+        Some(process::pipe_cloexec().map_err(io("create pipe"))?)
+    } else {
+        None
+    };
     let pty = if spec.tty {
         Some(joot_sys::tty::open_pty().map_err(io("open a pseudo-terminal"))?)
     } else {
@@ -131,6 +137,7 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
         wait_for_parent: spec.idmap.is_some(),
         sync_rd: sync_rd.as_raw_fd(),
         err_wr: err_wr.as_raw_fd(),
+        status_wr: status_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
     };
     let mut flags = (process::CLONE_NEWNS
         | process::CLONE_NEWPID
@@ -147,6 +154,10 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
     let mut reaper = Reaper(Some(pid));
     drop(sync_rd);
     drop(err_wr);
+    let status_rd = status_pipe.map(|(r, w)| {
+        drop(w);
+        r
+    });
     let master = pty.map(|(m, s)| {
         drop(s);
         m
@@ -158,19 +169,34 @@ pub fn run(spec: &RunSpec) -> Result<i32> {
     let _ = joot_sys::signal::forward_to(pid);
 
     let relay = master.as_ref().map(|m| relay_tty(m, pid));
-    let status = loop {
-        match rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::empty()) {
-            Ok(Some((_, st))) => break child::exit_code(st),
-            Ok(None) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                joot_sys::signal::stop_forwarding();
-                return Err(io("wait for the sandbox")(e.into()));
+    // With `leave_teardown`, init's status byte is the answer: it arrives before the kernel
+    // unmounts the run's tree, and init is left to the host's init to reap. No byte (init
+    // died in setup, or was killed) falls back to waiting for it.
+    let reported = status_rd
+        .as_ref()
+        .and_then(|r| match read_all(r).as_slice() {
+            [code] => Some(*code as i32),
+            _ => None,
+        });
+    let status = if let Some(code) = reported {
+        code
+    } else {
+        loop {
+            match rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::empty()) {
+                Ok(Some((_, st))) => break child::exit_code(st),
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    joot_sys::signal::stop_forwarding();
+                    return Err(io("wait for the sandbox")(e.into()));
+                }
             }
         }
     };
     // Everything that could write the error pipe was in the sandbox's PID namespace, which
-    // died with its init: this read cannot block. (Reading it only now saves a wake-up.)
+    // died with its init (or, with a reported status, init has closed its end and the
+    // command has exec'd or exited): this read cannot block. (Reading it only now saves a
+    // wake-up.)
     drop(sync_wr);
     let msg = read_all(&err_rd);
     reaper.0 = None;

@@ -33,6 +33,8 @@ pub struct RunRequest {
     pub tty: bool,
     /// Overrides the env's hostname.
     pub hostname: Option<String>,
+    /// See [`RunSpec::leave_teardown`]: for a one-shot run by a process that exits next.
+    pub leave_teardown: bool,
 }
 
 /// The root of an ephemeral run.
@@ -105,6 +107,7 @@ fn build_spec(
         CapMode::Default
     };
     spec.tty = req.tty;
+    spec.leave_teardown = req.leave_teardown;
     for b in &config.binds {
         spec.binds.push(Bind {
             src: b.src.clone(),

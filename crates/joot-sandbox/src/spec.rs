@@ -102,6 +102,13 @@ pub struct RunSpec {
     /// Generated files bound over paths in the root for this run only (`--bind-user`'s
     /// /etc/passwd and /etc/group): absolute path inside the root, content.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Return as soon as the sandbox's init reports the command's status, without waiting for
+    /// the kernel to tear the run's namespaces down (unmounting its tree, freeing its tmpfs)
+    /// and without reaping init. Only for a caller that exits right after the run (the CLI's
+    /// one-shot `run --rm`): init is then reaped by the host's init. Nothing outlives the
+    /// run either way: init is already exiting, and the kernel kills what is left in its PID
+    /// namespace. Ignored with `tty`.
+    pub leave_teardown: bool,
 }
 
 impl RunSpec {
@@ -129,6 +136,7 @@ impl RunSpec {
             resolv: true,
             idmap: IdMap::for_current_user(),
             files: Vec::new(),
+            leave_teardown: false,
         }
     }
 

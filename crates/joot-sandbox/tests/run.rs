@@ -618,3 +618,47 @@ fn binds_read_only_files_and_missing_targets() {
     assert!(!f.rootfs().join("srv/ro").exists());
     assert_nothing_mounted_under(f.path());
 }
+
+#[test]
+fn leave_teardown_reports_statuses_errors_and_still_kills_leftovers() {
+    if !root("leave_teardown_reports_statuses_errors_and_still_kills_leftovers") {
+        return;
+    }
+    let f = Fixture::new("leave-teardown");
+    let early = |script: &str| {
+        let mut spec = f.sh(script);
+        spec.leave_teardown = true;
+        spec
+    };
+    assert_eq!(run(&early("true")).unwrap(), 0);
+    assert_eq!(run(&early("exit 3")).unwrap(), 3);
+    assert_eq!(run(&early("kill -9 $$")).unwrap(), 128 + 9);
+
+    let mut spec = early("");
+    spec.argv = vec!["no-such-command".into()];
+    let err = run(&spec).unwrap_err();
+    assert_eq!(err.exit_status(), 127, "{err}");
+
+    // A setup failure (no status from init) is still reported as one.
+    std::os::unix::fs::symlink("/nowhere/at/all", f.rootfs().join("dangling")).unwrap();
+    let mut spec = early("true");
+    spec.binds.push(Bind {
+        src: f.out(),
+        dst: "/dangling/x".into(),
+        ro: false,
+        recursive: false,
+    });
+    let err = run(&spec).unwrap_err();
+    assert!(matches!(err, Error::Setup(_)), "{err:?}");
+
+    // A process left running by the command dies with the run, even though run() returned
+    // before the namespace was gone.
+    let code = run(&early("(sleep 1; touch /out/late) & echo started > /out/bg")).unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(f.read("bg").trim(), "started");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!f.out().join("late").exists(), "a leftover process survived the run");
+    // The returned runs' inits are our zombies now: reap them before checking mounts.
+    while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
+    assert_nothing_mounted_under(f.path());
+}

@@ -43,6 +43,21 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     })
 }
 
+/// Opens a stored file for reading without updating its access time (`O_NOATIME`, allowed to
+/// the file's owner and to root; anyone else falls back to a plain open), and without
+/// following a symlink in the last component. Layers are read-only: reading them for an
+/// export must not change them, and `mkfs.ext4 -d` copies access times into disk images, so
+/// a read that moved them would make the next export of the same image differ.
+pub fn open_noatime(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::open(path, flags, Mode::empty()),
+        r => r,
+    }?;
+    Ok(File::from(fd))
+}
+
 /// fsyncs a directory so a rename into it is durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

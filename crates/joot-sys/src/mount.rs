@@ -16,6 +16,9 @@ pub const ATTR_RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
 pub const ATTR_NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
 pub const ATTR_NODEV: u64 = libc::MOUNT_ATTR_NODEV;
 pub const ATTR_NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
+pub const ATTR_NOATIME: u64 = libc::MOUNT_ATTR_NOATIME;
+/// The access-time mode field; clear it to set one of the atime modes.
+pub const ATTR_ATIME_MASK: u64 = libc::MOUNT_ATTR__ATIME;
 
 /// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]

@@ -127,7 +127,7 @@ fn write_entries<W: Write>(
         } else if ft.is_file() {
             h.set_entry_type(EntryType::Regular);
             h.set_size(md.len());
-            let f = std::fs::File::open(&src).at(&src)?;
+            let f = crate::fsutil::open_noatime(&src).at(&src)?;
             // A file that changes size while being read would corrupt the stream: read
             // exactly the size in the header, and fail if the file got shorter.
             let mut data = Exact {

@@ -62,7 +62,12 @@ pub fn run(ctx: &Ctx, args: &cli::RunArgs) -> Result<i32> {
                     from::Base::Host => RunBase::Host,
                     from::Base::Image(i) => RunBase::Image(i),
                 };
-                let req = request(&args.command, &args.opts, tty);
+                let req = RunRequest {
+                    // The process exits right after: the kernel's teardown of the run's
+                    // mounts need not delay the command's exit status.
+                    leave_teardown: true,
+                    ..request(&args.command, &args.opts, tty)
+                };
                 return status(session::run_ephemeral(ctx.store()?, &base, &config, &req));
             }
             let name = match &args.name {
