@@ -70,6 +70,40 @@ pub fn detect(path: &Path) -> Option<DiskFormat> {
     None
 }
 
+/// The disk format a file name claims (`.raw`, `.qcow2`, `.vmdk`, `.vhd`, `.vhdx`); `.img`
+/// and other names claim nothing.
+fn claimed_format(path: &Path) -> Option<DiskFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "raw" => DiskFormat::Raw,
+        "qcow2" => DiskFormat::Qcow2,
+        "vmdk" => DiskFormat::Vmdk,
+        "vhd" => DiskFormat::Vhd,
+        "vhdx" => DiskFormat::Vhdx,
+        _ => return None,
+    })
+}
+
+/// Refuses an image whose name claims one format while its content is another: a guest can
+/// write a qcow2 header (naming a backing file on the host) at the start of a raw disk, and
+/// a tool that trusts the content then reads host files. Neither reading is taken on faith.
+fn check_extension(path: &Path, format: DiskFormat) -> Result<()> {
+    match claimed_format(path) {
+        Some(claimed) if claimed != format => Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its name says {} but its content is {} (a disk written by a guest can carry \
+                 another format's header); convert it with `qemu-img convert -f {}` yourself \
+                 if you trust it, or rename it",
+                claimed.qemu_name(),
+                format.qemu_name(),
+                claimed.qemu_name()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn read_upto(f: &std::fs::File, off: u64, buf: &mut [u8]) -> usize {
     use std::os::unix::fs::FileExt;
     let mut n = 0;
@@ -190,6 +224,7 @@ pub fn import_disk(
                     .into(),
         })?,
     };
+    check_extension(path, format)?;
     let staging = store.stage()?;
     let raw: PathBuf = if format == DiskFormat::Raw {
         path.to_path_buf()

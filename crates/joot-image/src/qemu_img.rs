@@ -25,12 +25,20 @@ pub fn convert_raw(
     format: DiskFormat,
     opts: &ConvertOptions,
 ) -> Result<()> {
+    if format == DiskFormat::Qcow2 && opts.compress {
+        // zstd where this qemu-img was built with it, else qcow2's original zlib.
+        return match convert_qcow2_compressed(src, dst, Some("zstd")) {
+            Err(e) if e.to_string().contains("compression") => {
+                tracing::warn!("qemu-img cannot write zstd-compressed qcow2 ({e}); using zlib");
+                let _ = std::fs::remove_file(dst);
+                convert_qcow2_compressed(src, dst, None)
+            }
+            r => r,
+        };
+    }
     let mut cmd = tool::command(&tool::QEMU_IMG)?;
     cmd.args(["convert", "-q", "-f", "raw", "-O", format.qemu_name()]);
     match format {
-        DiskFormat::Qcow2 if opts.compress => {
-            cmd.args(["-c", "-o", "compression_type=zstd"]);
-        }
         DiskFormat::Vmdk => {
             if let Some(sub) = &opts.vmdk_subformat {
                 cmd.arg("-o").arg(format!("subformat={sub}"));
@@ -42,6 +50,18 @@ pub fn convert_raw(
             cmd.args(["-o", "subformat=fixed,force_size=on"]);
         }
         _ => {}
+    }
+    cmd.arg(src).arg(dst);
+    tool::run(cmd)?;
+    Ok(())
+}
+
+/// `qemu-img convert -c` to qcow2 with `compression_type` (default: zlib).
+fn convert_qcow2_compressed(src: &Path, dst: &Path, compression: Option<&str>) -> Result<()> {
+    let mut cmd = tool::command(&tool::QEMU_IMG)?;
+    cmd.args(["convert", "-q", "-c", "-f", "raw", "-O", "qcow2"]);
+    if let Some(c) = compression {
+        cmd.arg("-o").arg(format!("compression_type={c}"));
     }
     cmd.arg(src).arg(dst);
     tool::run(cmd)?;

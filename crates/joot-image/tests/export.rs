@@ -514,6 +514,15 @@ fn hostile_images_are_refused_with_nothing_stored() {
     assert!(st.success());
     let e = import(&q);
     assert!(e.contains("backing file"), "{e}");
+    // The same qcow2 named as a raw disk (what a guest can write into a raw disk's first
+    // sector): the name and the content disagree, refused before qemu-img opens it.
+    let disguised = t.path().join("disguised.raw");
+    std::fs::copy(&q, &disguised).unwrap();
+    let e = import(&disguised);
+    assert!(
+        e.contains("its name says raw but its content is qcow2"),
+        "{e}"
+    );
 
     // vmdk descriptor with a flat extent pointing at a host file.
     let v = t.path().join("flat.vmdk");
@@ -527,6 +536,18 @@ fn hostile_images_are_refused_with_nothing_stored() {
     .unwrap();
     let e = import(&v);
     assert!(e.contains("refusing"), "{e}");
+    // A split descriptor (several sparse extent files), one of them outside.
+    let split = t.path().join("split.vmdk");
+    std::fs::write(
+        &split,
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n\nRW 4192256 SPARSE \"split-s001.vmdk\"\nRW 2048 FLAT \"{}\" 0\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let e = import(&split);
+    assert!(e.contains("flat or split extents"), "{e}");
 
     // A good disk, then truncated.
     let root = t.path().join("rootfs");
