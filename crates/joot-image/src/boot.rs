@@ -159,32 +159,36 @@ fn format_of(path: &Path) -> Result<DiskFormat> {
 
 /// What `auto` resolves to here, with a note for the user when it falls back.
 pub fn resolve_accel(accel: Accel) -> (Accel, Option<String>) {
+    if accel != Accel::Auto {
+        return (accel, None);
+    }
+    let pvm = Path::new("/sys/module/kvm_pvm").exists();
+    let usable = !pvm
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+    choose_accel(accel, pvm, usable)
+}
+
+/// The decision of [`resolve_accel`] from what the host has: `kvm_pvm` loaded (a /dev/kvm
+/// that cannot boot stock kernels or OVMF), and whether /dev/kvm opens read-write.
+pub fn choose_accel(accel: Accel, kvm_pvm: bool, dev_kvm_usable: bool) -> (Accel, Option<String>) {
     match accel {
         Accel::Kvm | Accel::Tcg => (accel, None),
-        Accel::Auto => {
-            if Path::new("/sys/module/kvm_pvm").exists() {
-                return (
-                    Accel::Tcg,
-                    Some(
-                        "note: /dev/kvm here is kvm_pvm, which cannot boot stock kernels or OVMF: using TCG (slower)"
-                            .into(),
-                    ),
-                );
-            }
-            let usable = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/kvm")
-                .is_ok();
-            if usable {
-                (Accel::Kvm, None)
-            } else {
-                (
-                    Accel::Tcg,
-                    Some("note: /dev/kvm is not usable: using TCG (slower)".into()),
-                )
-            }
-        }
+        Accel::Auto if kvm_pvm => (
+            Accel::Tcg,
+            Some(
+                "note: /dev/kvm here is kvm_pvm, which cannot boot stock kernels or OVMF: using TCG (slower)"
+                    .into(),
+            ),
+        ),
+        Accel::Auto if dev_kvm_usable => (Accel::Kvm, None),
+        Accel::Auto => (
+            Accel::Tcg,
+            Some("note: /dev/kvm is not usable: using TCG (slower)".into()),
+        ),
     }
 }
 
@@ -433,6 +437,20 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_accel_avoids_kvm_pvm_and_unusable_kvm() {
+        let (a, note) = choose_accel(Accel::Auto, true, true);
+        assert_eq!(a, Accel::Tcg);
+        assert!(note.unwrap().contains("kvm_pvm"));
+        let (a, note) = choose_accel(Accel::Auto, false, false);
+        assert_eq!(a, Accel::Tcg);
+        assert!(note.unwrap().contains("not usable"));
+        assert_eq!(choose_accel(Accel::Auto, false, true), (Accel::Kvm, None));
+        // An explicit choice is the user's, whatever the host has.
+        assert_eq!(choose_accel(Accel::Kvm, true, false), (Accel::Kvm, None));
+        assert_eq!(choose_accel(Accel::Tcg, false, true), (Accel::Tcg, None));
+    }
 
     #[test]
     fn watcher_finds_text_across_chunks() {

@@ -653,11 +653,17 @@ fn leave_teardown_reports_statuses_errors_and_still_kills_leftovers() {
 
     // A process left running by the command dies with the run, even though run() returned
     // before the namespace was gone.
-    let code = run(&early("(sleep 1; touch /out/late) & echo started > /out/bg")).unwrap();
+    let code = run(&early(
+        "(sleep 1; touch /out/late) & echo started > /out/bg",
+    ))
+    .unwrap();
     assert_eq!(code, 0);
     assert_eq!(f.read("bg").trim(), "started");
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(!f.out().join("late").exists(), "a leftover process survived the run");
+    assert!(
+        !f.out().join("late").exists(),
+        "a leftover process survived the run"
+    );
     // The returned runs' inits are our zombies now: reap them before checking mounts.
     while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
     assert_nothing_mounted_under(f.path());
