@@ -365,7 +365,7 @@ fn ec2_directory_has_bare_root_kernel_and_initrd() {
     std::fs::write(root.join("boot/initrd.img-6.1.0-9-amd64"), b"initrd").unwrap();
     let out = t.path().join("ec2");
     export_tree(
-        &Tree::Dir(root),
+        &Tree::Dir(root.clone()),
         &Ids::from_seed(&["layer-d"]),
         &opts(&out, |r| r.format = Some("ec2".into())),
         &Quiet,
@@ -385,6 +385,21 @@ fn ec2_directory_has_bare_root_kernel_and_initrd() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&ls.stdout).contains("LABEL=root /"));
+    // The image's own tree is in it: the fixture's passwd, its busybox, the kernel in /boot.
+    let debugfs = |req: &str| {
+        let o = Command::new("debugfs")
+            .args(["-R", req])
+            .arg(out.join("root.img"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        debugfs("cat /etc/passwd"),
+        std::fs::read_to_string(root.join("etc/passwd")).unwrap()
+    );
+    assert!(debugfs("ls -l /bin").contains("busybox"));
+    assert_eq!(debugfs("cat /boot/vmlinuz-6.1.0-9-amd64"), "kernel");
     let names: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
