@@ -166,10 +166,11 @@ fn setup_and_init(ctx: &ChildCtx) -> Result<i32, String> {
     };
     let c_cwd = to_c(&cwd)?;
 
-    let pid = process::fork_single_threaded().map_err(|e| format!("fork command: {e}"))?;
-    if pid == 0 {
-        command(ctx, &id, &c_argv, &c_env, &candidates, &c_cwd, &argv[0]);
-    }
+    // The command shares init's memory until its exec (vfork): init is a copy of the joot
+    // binary, whose page tables a fork would copy only for the command to throw them away.
+    let pid =
+        process::spawn_vfork(|| command(ctx, &id, &c_argv, &c_env, &candidates, &c_cwd, &argv[0]))
+            .map_err(|e| format!("start command: {e}"))?;
     if let Some(slave) = ctx.tty_slave {
         jfd::close_raw(slave);
     }

@@ -182,6 +182,55 @@ pub fn fork_single_threaded() -> io::Result<i32> {
     raw_clone(0)
 }
 
+/// Starts `child` in a new process that shares this one's memory until it execs or exits
+/// (`CLONE_VM | CLONE_VFORK`, what posix_spawn does), on a stack of its own; this process
+/// sleeps meanwhile. Nothing of this process's address space is copied, so a large caller
+/// (the joot binary) pays neither the page-table copy nor the copy-on-write faults of a fork
+/// for a child that is about to exec. `child` must end in exec or [`exit_now`]; it must not
+/// unwind. Returns the child's pid.
+pub fn spawn_vfork<F: FnOnce() -> i32>(child: F) -> io::Result<i32> {
+    const STACK: usize = 256 * 1024;
+    extern "C" fn trampoline<F: FnOnce() -> i32>(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `Option<F>` below, alive while the parent sleeps (CLONE_VFORK).
+        let slot = unsafe { &mut *(arg as *mut Option<F>) };
+        let code = slot.take().map_or(127, |f| f());
+        exit_now(code)
+    }
+    // SAFETY: an anonymous private mapping, unmapped below once the child no longer uses it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mut slot = Some(child);
+    // SAFETY: the child runs `trampoline` on its own stack (the top of the mapping, growing
+    // down); with CLONE_VFORK this call returns only once the child has exec'd or exited, so
+    // `slot` and the stack outlive every use of them by the child.
+    let pid = unsafe {
+        libc::clone(
+            trampoline::<F>,
+            (stack as *mut u8).add(STACK) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut slot as *mut Option<F> as *mut libc::c_void,
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: the mapping made above; the child is done with it (see CLONE_VFORK above).
+    unsafe { libc::munmap(stack, STACK) };
+    if pid < 0 {
+        return Err(err);
+    }
+    Ok(pid)
+}
+
 /// Ends the process at once with `code`, without running atexit handlers or flushing std's
 /// buffers (which belong to the parent's copy after a fork).
 pub fn exit_now(code: i32) -> ! {
