@@ -122,6 +122,76 @@ pub fn mkfs_root(disk: &Path, tree: &Tree, spec: &Ext4Spec) -> Result<()> {
     Ok(())
 }
 
+/// The smallest filesystem mkfs.xfs makes (xfsprogs 5.19 and later).
+pub const XFS_MIN_SIZE: u64 = 300 << 20;
+
+/// Builds an xfs root at `spec.offset` of `disk`: mkfs.xfs on a scratch file in `work`, the
+/// merged tree copied in with `cp -a` (owners, modes, hard links, xattrs, device nodes)
+/// through a loop mount inside the private mount namespace the merged tree lives in (killed,
+/// the namespace and its loop mount go with it), then the file written into the partition,
+/// holes kept. The filesystem is joot's own, never an untrusted one.
+pub fn mkfs_root_xfs(disk: &Path, tree: &Tree, spec: &Ext4Spec, work: &Path) -> Result<()> {
+    tool::MKFS_XFS.check()?;
+    let fs = work.join("root.xfs");
+    create_sparse(&fs, spec.size)?;
+    let target = work.join("root.xfs.mnt");
+    fs_err::create_dir(&target)?;
+    let mkfs = tool::MKFS_XFS.command()?;
+    let mkfs_prog = mkfs.get_program().to_os_string();
+    let (fs2, target2, uuid) = (fs.clone(), target.clone(), spec.uuid.clone());
+    tree.run_with_merged(&move |merged: &Path| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(concat!(
+                r#"set -e; "$1" -q -f -L "$2" -m uuid="$3" "$4"; "#,
+                r#"mount -o loop "$4" "$5" || { echo "joot: --fs xfs needs root (it loop-mounts the new filesystem); rootless exports use ext4" >&2; exit 1; }; "#,
+                r#"cp -a "$6"/. "$5"/ || { umount "$5"; exit 1; }; umount "$5""#
+            ))
+            .arg("joot-xfs")
+            .arg(&mkfs_prog)
+            .arg(ROOT_LABEL)
+            .arg(&uuid)
+            .arg(&fs2)
+            .arg(&target2)
+            .arg(merged);
+        cmd
+    })?;
+    copy_into(&fs, disk, spec.offset)?;
+    Ok(())
+}
+
+/// Copies `src` into `dst` at `offset`, skipping holes (SEEK_DATA/SEEK_HOLE) so the disk stays
+/// sparse.
+fn copy_into(src: &Path, dst: &Path, offset: u64) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsFd;
+    let mut from = fs_err::File::open(src)?;
+    let mut to = fs_err::OpenOptions::new().write(true).open(dst)?;
+    let len = from.metadata()?.len();
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while pos < len {
+        let data = match rustix::fs::seek(from.file().as_fd(), rustix::fs::SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(Error::Io(e.into())),
+        };
+        let hole = rustix::fs::seek(from.file().as_fd(), rustix::fs::SeekFrom::Hole(data))
+            .map_err(|e| Error::Io(e.into()))?;
+        from.seek(SeekFrom::Start(data))?;
+        to.seek(SeekFrom::Start(offset + data))?;
+        let mut left = hole - data;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            from.read_exact(&mut buf[..n])?;
+            to.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        pos = hole;
+    }
+    Ok(())
+}
+
 /// Replaces `/etc/fstab` inside the ext4 at `offset` of `disk` with `content` (root-owned,
 /// 0644, times = epoch), using debugfs on the file: the source image is never modified. Does
 /// nothing when the tree has no `/etc` directory.

@@ -45,6 +45,20 @@ pub struct ExportOptions {
     pub force: bool,
     /// Time stamped into filesystems (SOURCE_DATE_EPOCH).
     pub epoch: u64,
+    /// The root filesystem.
+    pub fs: RootFs,
+}
+
+/// The filesystem of an exported root partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootFs {
+    /// `mkfs.ext4 -d`: built from the tree with no mount, byte-reproducible.
+    #[default]
+    Ext4,
+    /// `mkfs.xfs` then the tree copied in through a loop mount of the new (joot-made, so
+    /// trusted) filesystem inside a private mount namespace: needs root, not reproducible to
+    /// the byte (xfsprogs 6.1 cannot fill a filesystem from a directory).
+    Xfs,
 }
 
 /// The user's export request, as strings from the command line.
@@ -74,11 +88,24 @@ impl ExportOptions {
         } else {
             &req.size
         })?;
-        let fs = if req.fs.is_empty() { "ext4" } else { &req.fs };
-        if fs != "ext4" {
-            return Err(Error::invalid(format!(
-                "--fs {fs}: joot writes ext4 root filesystems only"
-            )));
+        let fs = match req.fs.as_str() {
+            "" | "ext4" => RootFs::Ext4,
+            "xfs" => RootFs::Xfs,
+            other => {
+                return Err(Error::invalid(format!(
+                    "--fs {other}: joot writes ext4 (the default) or xfs root filesystems"
+                )));
+            }
+        };
+        if fs == RootFs::Xfs && (req.bootable || format == ExportFormat::Ec2) {
+            return Err(Error::invalid(
+                "--fs xfs makes plain (not bootable) disks: bootable and EC2 exports use ext4, which joot's bootloader setup and fstab writer read",
+            ));
+        }
+        if fs == RootFs::Xfs && matches!(format, ExportFormat::Tar(_)) {
+            return Err(Error::invalid(
+                "--fs applies to disk images (raw, qcow2, vmdk, vhd, vhdx), not to a tar archive",
+            ));
         }
         let disk_only = |flag: &str| {
             Error::invalid(format!(
@@ -171,6 +198,7 @@ impl ExportOptions {
             },
             force: req.force,
             epoch,
+            fs,
         })
     }
 }
@@ -228,6 +256,11 @@ fn export_disk(
     };
     rep.step("measuring the tree");
     let content = tree.content_size()?;
+    // mkfs.xfs refuses filesystems under 300 MiB.
+    let content = match opts.fs {
+        RootFs::Xfs => content.max(disk::XFS_MIN_SIZE),
+        RootFs::Ext4 => content,
+    };
     let layout = Layout::plan(opts.table, opts.bootable, opts.size, content, ids)?;
     let work = disk::work_dir(&opts.output)?;
     let raw = work.path().join("disk.raw");
@@ -238,7 +271,10 @@ fn export_disk(
     }
     let spec = Ext4Spec::for_root(&layout, ids, opts.epoch);
     rep.step("building the root filesystem");
-    disk::mkfs_root(&raw, tree, &spec)?;
+    match opts.fs {
+        RootFs::Ext4 => disk::mkfs_root(&raw, tree, &spec)?,
+        RootFs::Xfs => disk::mkfs_root_xfs(&raw, tree, &spec, work.path())?,
+    }
     if let Some(kernel) = &kernel {
         rep.step("writing /etc/fstab");
         disk::write_fstab(

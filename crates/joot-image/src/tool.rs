@@ -17,6 +17,12 @@ pub const MKFS_EXT4: Tool = Tool {
     package: "e2fsprogs",
     reason: "to build the ext4 root filesystem",
 };
+pub const MKFS_XFS: Tool = Tool {
+    name: "mkfs.xfs",
+    package: "xfsprogs",
+    reason: "to build an xfs root filesystem (--fs xfs)",
+};
+
 pub const DEBUGFS: Tool = Tool {
     name: "debugfs",
     package: "e2fsprogs",

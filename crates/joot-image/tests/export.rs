@@ -407,7 +407,7 @@ fn ec2_directory_has_bare_root_kernel_and_initrd() {
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
-fn roundtrip(name: &str, method: ReadMethod, container: &str) {
+fn roundtrip(name: &str, method: ReadMethod, container: &str, fs: &str) {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("rootfs");
     rich_rootfs(&root);
@@ -415,7 +415,7 @@ fn roundtrip(name: &str, method: ReadMethod, container: &str) {
     export_tree(
         &Tree::Dir(root.clone()),
         &Ids::from_seed(&[name]),
-        &opts(&disk, |_| {}),
+        &opts(&disk, |r| r.fs = fs.into()),
         &Quiet,
     )
     .unwrap();
@@ -424,6 +424,7 @@ fn roundtrip(name: &str, method: ReadMethod, container: &str) {
     o.method = Some(method);
     let report = import_disk(&store, &disk, &o).unwrap();
     assert_eq!(report.partition, 1);
+    assert_eq!(report.filesystem, fs);
     let image = store
         .image(&joot_store::Name::parse("back").unwrap())
         .unwrap();
@@ -467,7 +468,16 @@ fn export_then_import_with_the_kernel_keeps_the_tree() {
     if !require_root(name) || !tools(name, &["mkfs.ext4", "sfdisk", "unshare", "tar"]) {
         return;
     }
-    roundtrip(name, ReadMethod::KernelReadOnly, "raw");
+    roundtrip(name, ReadMethod::KernelReadOnly, "raw", "ext4");
+}
+
+#[test]
+fn xfs_export_then_import_keeps_the_tree() {
+    let name = "xfs_export_then_import_keeps_the_tree";
+    if !require_root(name) || !tools(name, &["mkfs.xfs", "sfdisk", "unshare", "qemu-img"]) {
+        return;
+    }
+    roundtrip(name, ReadMethod::KernelReadOnly, "vmdk", "xfs");
 }
 
 #[test]
@@ -476,7 +486,7 @@ fn export_then_import_in_userspace_keeps_the_tree() {
     if !tools(name, &["mkfs.ext4", "sfdisk", "qemu-img"]) {
         return;
     }
-    roundtrip(name, ReadMethod::Userspace, "qcow2");
+    roundtrip(name, ReadMethod::Userspace, "qcow2", "ext4");
 }
 
 fn assert_nothing_stored(store: &joot_store::Store) {

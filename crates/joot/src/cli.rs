@@ -347,7 +347,7 @@ pub struct ExportArgs {
     /// Make a disk that boots under BIOS and UEFI
     #[arg(long)]
     pub bootable: bool,
-    /// Root filesystem type
+    /// Root filesystem: ext4 (reproducible, bootable) or xfs (plain disks, root only)
     #[arg(long, default_value = "ext4")]
     pub fs: String,
     /// Partition table: gpt, mbr or none (a bare filesystem)

@@ -310,7 +310,15 @@ fn export_refuses_bad_requests_before_writing() {
         (vec!["-o", "x.vmdk", "--compress"], "qcow2"),
         (vec!["-o", "x.unknown"], "--format"),
         (vec!["-o", "x.raw", "--size", "4X"], "bad size"),
-        (vec!["-o", "x.raw", "--fs", "btrfs"], "ext4"),
+        (
+            vec!["-o", "x.raw", "--fs", "btrfs"],
+            "ext4 (the default) or xfs",
+        ),
+        (
+            vec!["-o", "x.raw", "--fs", "xfs", "--bootable"],
+            "not bootable",
+        ),
+        (vec!["-o", "x.tar", "--fs", "xfs"], "not to a tar archive"),
         (vec!["-o", "x.raw", "--bootable"], "linux-image-amd64"),
         (vec!["-o", "missing/x.raw"], "does not exist"),
     ] {
