@@ -185,6 +185,12 @@ fn setup_and_init(ctx: &ChildCtx) -> Result<i32, String> {
     }
     let _ = jfd::close_from(4, false);
     let code = init(pid);
+    // Kill and reap everything left in the namespace BEFORE reporting: once joot (the
+    // parent) has exited and this init's memory is gone, nothing holds the joot binary
+    // busy (ETXTBSY), and no process of the image may be alive then to write it through a
+    // /proc/PID/exe it opened (runc CVE-2019-5736).
+    let _ = joot_sys::process::kill_all_in_namespace();
+    while let Ok(Some(_)) = rustix::process::wait(WaitOptions::empty()) {}
     let _ = rustix::io::write(jfd::borrow(3), &[code.clamp(0, 255) as u8]);
     Ok(code)
 }

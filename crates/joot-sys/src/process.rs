@@ -231,6 +231,17 @@ pub fn spawn_vfork<F: FnOnce() -> i32>(child: F) -> io::Result<i32> {
     Ok(pid)
 }
 
+/// `kill(-1, SIGKILL)`: from PID 1 of a PID namespace, kills every other process in it (the
+/// caller is spared).
+pub fn kill_all_in_namespace() -> io::Result<()> {
+    // SAFETY: kill only sends a signal; -1 targets every process the caller may signal.
+    let r = unsafe { libc::kill(-1, libc::SIGKILL) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Ends the process at once with `code`, without running atexit handlers or flushing std's
 /// buffers (which belong to the parent's copy after a fork).
 pub fn exit_now(code: i32) -> ! {
