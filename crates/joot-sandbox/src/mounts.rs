@@ -323,10 +323,12 @@ impl Executor {
                 "overlay userxattr".into()
             })?;
         }
+        // nodev: a device node in the image (or one made inside with CAP_MKNOD) cannot be
+        // opened, so the host's disks are out of reach; /dev is a mount of its own.
         let attrs = if upper.is_none() {
-            m::MountAttrFlags::MOUNT_ATTR_RDONLY
+            m::MountAttrFlags::MOUNT_ATTR_RDONLY | m::MountAttrFlags::MOUNT_ATTR_NODEV
         } else {
-            m::MountAttrFlags::empty()
+            m::MountAttrFlags::MOUNT_ATTR_NODEV
         };
         let mnt = match m::fs_mount(fs.as_fd(), attrs) {
             Ok(mnt) => mnt,

@@ -620,6 +620,24 @@ fn binds_read_only_files_and_missing_targets() {
 }
 
 #[test]
+fn device_nodes_made_or_shipped_in_the_root_cannot_be_opened() {
+    if !root("device_nodes_made_or_shipped_in_the_root_cannot_be_opened") {
+        return;
+    }
+    let f = Fixture::new("nodev");
+    // /dev/null of the run's own /dev works; a node for the same device elsewhere does not.
+    let code = run(&f.sh(
+        "echo ok > /dev/null || exit 3; mknod /x c 1 3 || exit 4; if echo x > /x; then exit 5; fi; exit 0",
+    ))
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "3: /dev/null broken, 4: mknod refused, 5: a node in the root opened"
+    );
+    assert_nothing_mounted_under(f.path());
+}
+
+#[test]
 fn leave_teardown_reports_statuses_errors_and_still_kills_leftovers() {
     if !root("leave_teardown_reports_statuses_errors_and_still_kills_leftovers") {
         return;
